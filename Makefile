@@ -1,0 +1,39 @@
+# One command sets up and runs the main job; one sets up and passes the tests.
+#   make run    # .venv from pyproject.toml, local Prefect server, train-flow on a local Dask cluster
+#   make test   # .venv, then the test suite (real Prefect server, real Dask cluster)
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup run test lint format bench-quick server-stop clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/python flows/train.py --runner dask
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+server-stop: $(STAMP)
+	$(BIN)/python flows/server.py stop
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -1,0 +1,1 @@
+"""Dask clusters the flow runs on: local ones it starts, remote ones it connects to."""

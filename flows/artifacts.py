@@ -1,0 +1,75 @@
+"""The Prefect artifacts a run publishes: comparison table, best model, dashboard link."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect.artifacts import (
+    create_link_artifact,
+    create_markdown_artifact,
+    create_table_artifact,
+)
+
+TABLE_KEY = "model-comparison"
+BEST_KEY = "best-model"
+DASHBOARD_KEY = "dask-dashboard"
+SCORE_COLUMNS = ("accuracy", "f1_macro", "roc_auc", "cv_f1_macro_mean", "cv_f1_macro_std")
+TIME_COLUMNS = ("fit_seconds", "predict_seconds")
+
+
+def table_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows rounded for reading, hyper-parameters as text, every row the same columns."""
+    columns = ("rank", "model", "status", *SCORE_COLUMNS, *TIME_COLUMNS, "params", "error")
+    out = []
+    for row in rows:
+        clean: dict[str, Any] = {}
+        for column in columns:
+            value = row.get(column)
+            if column in SCORE_COLUMNS and value is not None:
+                value = round(value, 4)
+            elif column in TIME_COLUMNS and value is not None:
+                value = round(value, 3)
+            elif column == "params":
+                value = ", ".join(f"{k}={v}" for k, v in (value or {}).items()) or "defaults"
+            clean[column] = value if value is not None else ""
+        out.append(clean)
+    return out
+
+
+def best_model_markdown(summary: dict[str, Any]) -> str:
+    best, model = summary["best"], summary["model"]
+    scores = "\n".join(
+        f"| {name} | {best[name]:.4f} |" for name in SCORE_COLUMNS if best.get(name) is not None
+    )
+    return (
+        f"# Best model: `{best['model']}`\n\n"
+        f"Ranked by **{summary['metric']}** on the held-out test set of "
+        f"`{summary['dataset']['source']}` ({summary['dataset']['n_rows']} rows).\n\n"
+        f"| metric | value |\n|---|---|\n{scores}\n\n"
+        f"Trained {len(summary['rows'])} models on the **{summary['runner']}** runner "
+        f"in {summary['timings']['train_seconds']:.2f} s.\n\n"
+        f"Stored as a Prefect result (joblib): `{model['record_path']}`  \n"
+        f"sha256 `{model['sha256']}`\n\n"
+        f"Predict with:\n\n```\n{summary['predict_command']}\n```\n"
+    )
+
+
+def publish(summary: dict[str, Any]) -> None:
+    """Write the run's artifacts under stable keys, so each key keeps a history."""
+    create_table_artifact(
+        table=table_rows(summary["rows"]),
+        key=TABLE_KEY,
+        description=f"Classifiers compared on {summary['dataset']['source']}, best first.",
+    )
+    create_markdown_artifact(
+        markdown=best_model_markdown(summary),
+        key=BEST_KEY,
+        description=f"Best model: {summary['best']['model']}",
+    )
+    if summary.get("dashboard_url"):
+        create_link_artifact(
+            link=summary["dashboard_url"],
+            link_text="Dask dashboard",
+            key=DASHBOARD_KEY,
+            description="The Dask dashboard of the cluster this run used.",
+        )

@@ -1,0 +1,43 @@
+"""What every command-line entry point shares: quiet libraries and one-line user errors."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+
+from ml.errors import UserError
+
+QUIET_ENV = {
+    # Dask's INFO chatter (worker start/stop) would bury the progress lines.
+    "DASK_LOGGING__DISTRIBUTED": "warning",
+    # Offline machines: Prefect's telemetry would fail noisily.
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+}
+
+
+def quiet_environment() -> None:
+    """Set before Dask or Prefect are imported; worker processes inherit it."""
+    for key, value in QUIET_ENV.items():
+        os.environ.setdefault(key, value)
+
+
+def fail(message: str, code: int = 2) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def run_cli(main: Callable[[], int]) -> int:
+    """Run ``main``: a :class:`UserError` becomes one line on stderr and exit code 2."""
+    try:
+        return main()
+    except UserError as exc:
+        return fail(str(exc))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`... | head`): stop quietly, as Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

@@ -1,0 +1,161 @@
+"""Train and compare classifiers with Prefect, on threads or a Dask cluster.
+
+python flows/train.py --runner dask                       # a local Dask cluster
+python flows/train.py --runner dask --address tcp://127.0.0.1:8786
+python flows/train.py --runner threads
+python flows/train.py --dataset data.csv --target label --models rf,logreg,hgb --cv 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from flows.cli import quiet_environment, run_cli
+
+quiet_environment()
+
+from cluster.remote import check_scheduler  # noqa: E402
+from flows.runners import RUNNERS  # noqa: E402
+from flows.server import DEFAULT_PORT, ensure_server  # noqa: E402
+from ml.data import BUILTIN_LOADERS, prepare  # noqa: E402
+from ml.errors import UserError  # noqa: E402
+from ml.evaluate import METRICS  # noqa: E402
+from ml.registry import DEFAULT_MODELS, REGISTRY, parse_models  # noqa: E402
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python flows/train.py",
+        description="Train several scikit-learn classifiers in parallel as Prefect tasks and "
+        "compare them. Results go to the Prefect server (started on 127.0.0.1 if "
+        "PREFECT_API_URL is not set); the best model is saved as a Prefect result.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--dataset",
+        default="synthetic",
+        help=f"{', '.join(BUILTIN_LOADERS)}, synthetic[:n_samples=N,n_features=M,n_classes=K], "
+        "or a .csv/.parquet file",
+    )
+    parser.add_argument("--target", help="target column of a CSV/Parquet file")
+    parser.add_argument(
+        "--models",
+        default=",".join(DEFAULT_MODELS),
+        help=f"comma-separated, from: {', '.join(REGISTRY)}",
+    )
+    parser.add_argument("--runner", choices=RUNNERS, default="dask", help="where tasks run")
+    parser.add_argument(
+        "--address", help="Dask scheduler to use instead of a new local cluster (--runner dask)"
+    )
+    parser.add_argument(
+        "--workers", type=int, help="threads or Dask worker processes (default: one per core)"
+    )
+    parser.add_argument("--cv", type=int, default=0, help="k-fold cross-validation (0: off)")
+    parser.add_argument("--test-size", type=float, default=0.25, help="held-out fraction")
+    parser.add_argument("--seed", type=int, default=0, help="random seed for data and models")
+    parser.add_argument("--metric", choices=METRICS, default="f1_macro", help="ranks the models")
+    parser.add_argument("--storage", help="result storage folder (default: $PREFECT_HOME/storage)")
+    parser.add_argument(
+        "--server-port", type=int, default=DEFAULT_PORT, help="port of the project's Prefect server"
+    )
+    parser.add_argument("--json", action="store_true", help="print the run summary as JSON")
+    return parser.parse_args(argv)
+
+
+def preflight(args: argparse.Namespace) -> list[str]:
+    """Every check that can fail on user input, before any server, cluster or file."""
+    if args.workers is not None and args.workers < 1:
+        raise UserError(f"--workers must be at least 1, got {args.workers}")
+    if args.cv < 0 or args.cv == 1:
+        raise UserError(f"--cv must be 0 (off) or at least 2, got {args.cv}")
+    if args.address and args.runner != "dask":
+        raise UserError("--address needs --runner dask")
+    models = parse_models(args.models)
+    prepare(args.dataset, args.target, args.test_size, args.seed)
+    if args.address:
+        check_scheduler(args.address)
+    return models
+
+
+def render(summary: dict) -> str:
+    """The comparison table and where everything went, for the terminal."""
+    from flows.artifacts import table_rows
+
+    rows = table_rows(summary["rows"])
+    columns = ["rank", "model", "status", "accuracy", "f1_macro", "roc_auc", "fit_seconds"]
+    if any(r["cv_f1_macro_mean"] != "" for r in rows):
+        columns.append("cv_f1_macro_mean")
+    if any(r["status"] != "ok" for r in rows):
+        columns.append("error")
+    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
+    lines = ["  ".join(c.ljust(widths[c]) for c in columns)]
+    lines += ["  ".join(str(r[c]).ljust(widths[c]) for c in columns) for r in rows]
+    timings = summary["timings"]
+    lines += [
+        "",
+        f"best model   {summary['best']['model']} ({summary['metric']}="
+        f"{summary['best'][summary['metric']]:.4f})",
+        f"runner       {summary['runner']}: start {timings['runner_start_seconds']:.2f} s, "
+        f"train {timings['train_seconds']:.2f} s",
+        f"flow run     {summary['flow_run_url']}",
+    ]
+    if summary.get("dashboard_url"):
+        lines.append(f"dashboard    {summary['dashboard_url']} (live while the cluster runs)")
+    lines += [
+        f"model        {summary['model']['record_path']}",
+        f"sha256       {summary['model']['sha256']}",
+        f"predict with {summary['predict_command']}",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    models = preflight(args)
+    server = ensure_server(port=args.server_port)
+    print(
+        f"Prefect server {server.ui_url} ({'started' if server.started else 'reused'})",
+        file=sys.stderr,
+    )
+
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.train_flow import train_flow
+
+    started = time.perf_counter()
+    with temporary_settings({PREFECT_API_URL: server.api_url}):
+        state = train_flow(
+            dataset=args.dataset,
+            target=args.target,
+            models=models,
+            runner=args.runner,
+            address=args.address,
+            workers=args.workers,
+            cv=args.cv,
+            test_size=args.test_size,
+            seed=args.seed,
+            metric=args.metric,
+            storage=args.storage,
+            return_state=True,
+        )
+    if not state.is_completed():
+        return _fail_run(state)
+    summary = state.result()
+    summary["timings"]["wall_seconds"] = time.perf_counter() - started
+    print(json.dumps(summary, indent=2, default=str) if args.json else render(summary))
+    return 0
+
+
+def _fail_run(state) -> int:
+    try:
+        state.result()
+    except Exception as exc:
+        print(f"error: the flow run failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

@@ -1,0 +1,134 @@
+"""Fit one classifier on the shared split and score it: the unit of work of a task."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
+from sklearn.model_selection import StratifiedKFold, cross_validate
+from sklearn.pipeline import Pipeline
+
+from ml.data import DatasetRef, Split, load_split
+from ml.errors import DataError
+from ml.preprocess import make_model_pipeline
+from ml.registry import build_estimator, get_spec
+
+METRICS = ("f1_macro", "accuracy", "roc_auc")
+
+
+@dataclass
+class TrainReport:
+    """Scores of one fitted model; ``estimator`` is the fitted pipeline (not tabulated)."""
+
+    model: str
+    params: dict[str, Any]
+    accuracy: float
+    f1_macro: float
+    roc_auc: float | None
+    fit_seconds: float
+    predict_seconds: float
+    n_train: int
+    n_test: int
+    cv_folds: int = 0
+    cv_f1_macro_mean: float | None = None
+    cv_f1_macro_std: float | None = None
+    estimator: Pipeline | None = field(default=None, repr=False, compare=False)
+
+    def row(self) -> dict[str, Any]:
+        """The table row: every score, no estimator."""
+        data = asdict(self)
+        data.pop("estimator")
+        return data
+
+
+def roc_auc(estimator: Pipeline, X, y: np.ndarray, n_classes: int) -> float | None:
+    """ROC AUC from probabilities (or binary decision scores); None where undefined."""
+    if len(np.unique(y)) < n_classes:
+        return None
+    if hasattr(estimator, "predict_proba"):
+        scores = estimator.predict_proba(X)
+        if n_classes == 2:
+            scores = scores[:, 1]
+    elif hasattr(estimator, "decision_function") and n_classes == 2:
+        scores = estimator.decision_function(X)
+    else:
+        return None
+    return float(roc_auc_score(y, scores, multi_class="ovr", labels=list(range(n_classes))))
+
+
+def cross_validate_f1(
+    pipeline: Pipeline, split: Split, folds: int, seed: int
+) -> tuple[float, float]:
+    """Mean and std of macro F1 over stratified k folds of the training set."""
+    smallest = int(np.bincount(split.y_train).min())
+    if folds > smallest:
+        raise DataError(
+            f"--cv {folds} needs at least {folds} training rows per class; the smallest "
+            f"class has {smallest}; lower --cv"
+        )
+    scores = cross_validate(
+        pipeline,
+        split.X_train,
+        split.y_train,
+        cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
+        scoring="f1_macro",
+        n_jobs=1,
+    )["test_score"]
+    return float(scores.mean()), float(scores.std())
+
+
+def train_and_evaluate(
+    model: str,
+    data: DatasetRef,
+    seed: int = 0,
+    params: dict[str, Any] | None = None,
+    cv: int = 0,
+) -> TrainReport:
+    """Fit ``model`` on the run's split and score it on the held-out test set.
+
+    Pure and deterministic for a given seed: the same numbers come back whichever
+    runner, thread or worker process executes it.
+    """
+    split = load_split(data)
+    spec = get_spec(model)
+    pipeline = make_model_pipeline(
+        split.X_train, build_estimator(model, seed, params), scale=spec.scale
+    )
+    cv_mean = cv_std = None
+    if cv > 1:
+        cv_mean, cv_std = cross_validate_f1(pipeline, split, cv, seed)
+
+    started = time.perf_counter()
+    pipeline.fit(split.X_train, split.y_train)
+    fitted = time.perf_counter()
+    predicted = pipeline.predict(split.X_test)
+    predict_seconds = time.perf_counter() - fitted
+
+    return TrainReport(
+        model=model,
+        params=dict(params or {}),
+        accuracy=float(accuracy_score(split.y_test, predicted)),
+        f1_macro=float(f1_score(split.y_test, predicted, average="macro")),
+        roc_auc=roc_auc(pipeline, split.X_test, split.y_test, len(split.classes)),
+        fit_seconds=fitted - started,
+        predict_seconds=predict_seconds,
+        n_train=len(split.y_train),
+        n_test=len(split.y_test),
+        cv_folds=cv if cv > 1 else 0,
+        cv_f1_macro_mean=cv_mean,
+        cv_f1_macro_std=cv_std,
+        estimator=pipeline,
+    )
+
+
+def rank(reports: list[TrainReport], metric: str = "f1_macro") -> list[TrainReport]:
+    """Best first by ``metric`` (missing scores last), ties broken by fit time."""
+    if metric not in METRICS:
+        raise DataError(f"unknown metric {metric!r}; choose from {', '.join(METRICS)}")
+    return sorted(
+        reports,
+        key=lambda r: (getattr(r, metric) is None, -(getattr(r, metric) or 0.0), r.fit_seconds),
+    )

@@ -1,0 +1,71 @@
+"""Shared fixtures: one real Prefect server for the session, in a throw-away PREFECT_HOME.
+
+The environment is set before Prefect is imported, so every in-process flow and every
+subprocess the tests start (CLI runs, Dask worker processes) talks to that server.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+_HOME = Path(tempfile.mkdtemp(prefix="prefect-home-"))
+os.environ["PREFECT_HOME"] = str(_HOME)
+os.environ.pop("PREFECT_API_URL", None)
+os.environ.update(
+    {
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        "DASK_LOGGING__DISTRIBUTED": "warning",
+    }
+)
+
+import pytest  # noqa: E402
+from prefect.settings import PREFECT_API_URL, temporary_settings  # noqa: E402
+
+from flows.server import start_server, stop_server  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> str:
+    """A real `prefect server start` on 127.0.0.1, SQLite in a temp home; stopped at the end."""
+    server = start_server(port=free_port(), home=_HOME)
+    os.environ["PREFECT_API_URL"] = server.api_url
+    try:
+        with temporary_settings({PREFECT_API_URL: server.api_url}):
+            yield server.api_url
+    finally:
+        stop_server(_HOME)
+        os.environ.pop("PREFECT_API_URL", None)
+        shutil.rmtree(_HOME, ignore_errors=True)
+
+
+@pytest.fixture
+def run_cli(prefect_api: str, tmp_path: Path):
+    """Run one of the project's scripts as a user would, against the test server."""
+
+    def run(script: str, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+        env = {**os.environ, "PREFECT_API_URL": prefect_api}
+        return subprocess.run(
+            [sys.executable, str(ROOT / script), *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    return run
