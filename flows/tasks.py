@@ -7,13 +7,30 @@ flow persists only the winner), so there is no per-task storage I/O.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.concurrency.sync import concurrency
+from prefect.tasks import exponential_backoff
 
 from ml.data import DatasetRef
+from ml.errors import UserError
 from ml.evaluate import TrainReport, train_and_evaluate
+
+TRAIN_RETRIES = 2
+
+
+def is_transient(task, task_run, state) -> bool:
+    """Retry infrastructure hiccups, not mistakes: bad data or parameters fail the same again."""
+    try:
+        state.result()
+    except UserError:
+        return False
+    except Exception:
+        return True
+    return False
 
 
 @task(
@@ -21,6 +38,10 @@ from ml.evaluate import TrainReport, train_and_evaluate
     task_run_name="train-{model}",
     cache_policy=NO_CACHE,
     persist_result=False,
+    retries=TRAIN_RETRIES,
+    retry_delay_seconds=exponential_backoff(backoff_factor=1),
+    retry_jitter_factor=0.5,
+    retry_condition_fn=is_transient,
 )
 def train_model(
     model: str,
@@ -28,6 +49,12 @@ def train_model(
     seed: int = 0,
     params: dict[str, Any] | None = None,
     cv: int = 0,
+    limit: str | None = None,
 ) -> TrainReport:
-    """Fit and score one classifier on the run's shared train/test split."""
-    return train_and_evaluate(model, data, seed=seed, params=params, cv=cv)
+    """Fit and score one classifier on the run's shared train/test split.
+
+    ``limit`` names a Prefect global concurrency limit whose slot the fit holds, so a
+    cap on simultaneous fits holds on every runner, Dask workers included.
+    """
+    with concurrency(limit, occupy=1, strict=True) if limit else nullcontext():
+        return train_and_evaluate(model, data, seed=seed, params=params, cv=cv)

@@ -57,6 +57,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--test-size", type=float, default=0.25, help="held-out fraction")
     parser.add_argument("--seed", type=int, default=0, help="random seed for data and models")
     parser.add_argument("--metric", choices=METRICS, default="f1_macro", help="ranks the models")
+    parser.add_argument(
+        "--max-failures",
+        type=int,
+        help="fail the run when more models than this fail (default: only if all fail)",
+    )
+    parser.add_argument(
+        "--max-concurrent",
+        type=int,
+        help="at most this many fits at once (a Prefect global concurrency limit)",
+    )
     parser.add_argument("--storage", help="result storage folder (default: $PREFECT_HOME/storage)")
     parser.add_argument(
         "--server-port", type=int, default=DEFAULT_PORT, help="port of the project's Prefect server"
@@ -71,6 +81,10 @@ def preflight(args: argparse.Namespace) -> list[str]:
         raise UserError(f"--workers must be at least 1, got {args.workers}")
     if args.cv < 0 or args.cv == 1:
         raise UserError(f"--cv must be 0 (off) or at least 2, got {args.cv}")
+    for flag in ("max_failures", "max_concurrent"):
+        value = getattr(args, flag)
+        if value is not None and value < (0 if flag == "max_failures" else 1):
+            raise UserError(f"--{flag.replace('_', '-')} is too small: {value}")
     if args.address and args.runner != "dask":
         raise UserError("--address needs --runner dask")
     models = parse_models(args.models)
@@ -139,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             metric=args.metric,
             storage=args.storage,
+            max_failures=args.max_failures,
+            max_concurrent=args.max_concurrent,
             return_state=True,
         )
     if not state.is_completed():

@@ -1,11 +1,12 @@
 """``train-flow``: train several classifiers in parallel as Prefect tasks, compare, keep the best.
 
-from flows.train_flow import train_flow
-summary = train_flow(dataset="iris", models=["rf", "logreg"], runner="threads")
-summary["best"]["model"], summary["model"]["record_path"]
-"""
+    from flows.train_flow import train_flow
+    summary = train_flow(dataset="iris", models=["rf", "logreg"], runner="threads")
+    summary["best"]["model"], summary["model"]["record_path"]
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: a served deployment validates its
+parameters from these annotations, which must be real types, not strings.
+"""
 
 import shlex
 import time
@@ -13,6 +14,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+from prefect.client.orchestration import get_client
 from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
 
@@ -25,6 +28,40 @@ from ml.evaluate import TrainReport, rank
 from ml.registry import DEFAULT_MODELS, by_cost, parse_models
 
 Metric = Literal["f1_macro", "accuracy", "roc_auc"]
+CONCURRENCY_LIMIT = "train-model"
+FAILURE_KEY = "train-flow-failure"
+
+
+class TooManyFailures(RuntimeError):
+    """More models failed than the run allows."""
+
+
+def check_failures(failures: dict[str, str], trained: int, max_failures: int | None) -> None:
+    """Fail the run when nothing trained, or more models failed than ``max_failures``."""
+    if not trained or (max_failures is not None and len(failures) > max_failures):
+        detail = "; ".join(f"{name}: {err}" for name, err in failures.items())
+        allowed = "no model succeeded" if not trained else f"more than {max_failures} allowed"
+        raise TooManyFailures(f"{len(failures)} model(s) failed ({allowed}): {detail}")
+
+
+def set_concurrency_limit(limit: int) -> str:
+    """Create or resize the global concurrency limit every training task holds a slot of."""
+    with get_client(sync_client=True) as client:
+        client.upsert_global_concurrency_limit_by_name(CONCURRENCY_LIMIT, limit)
+    return CONCURRENCY_LIMIT
+
+
+def report_failure(flow, flow_run, state) -> None:
+    """On failure, leave a markdown artifact saying what failed, beside the run."""
+    create_markdown_artifact(
+        key=FAILURE_KEY,
+        markdown=(
+            f"# train-flow run `{flow_run.name}` failed\n\n"
+            f"**{state.name}**: {state.message}\n\n"
+            f"Parameters: `{flow_run.parameters}`\n"
+        ),
+        description=f"Why flow run {flow_run.name} failed",
+    )
 
 
 def gather(
@@ -77,7 +114,11 @@ def manifest_for(best: TrainReport, data: DatasetRef, metric: str, run_id: str) 
     }
 
 
-@flow(name="train-flow", description="Train and compare scikit-learn classifiers in parallel.")
+@flow(
+    name="train-flow",
+    description="Train and compare scikit-learn classifiers in parallel.",
+    on_failure=[report_failure],
+)
 def train_flow(
     dataset: str = "synthetic",
     target: str | None = None,
@@ -90,9 +131,14 @@ def train_flow(
     seed: int = 0,
     metric: Metric = "f1_macro",
     storage: str | None = None,
+    max_failures: int | None = None,
+    max_concurrent: int | None = None,
 ) -> dict[str, Any]:
     """Train ``models`` on ``dataset`` with ``runner``, publish the comparison, persist the best.
 
+    A model that fails is a failed row; the run fails only when none succeeds or more
+    than ``max_failures`` fail. ``max_concurrent`` caps simultaneous fits through a
+    Prefect global concurrency limit (shared by every run that sets it).
     Returns a JSON-able summary: rows, best model, where it is stored, URLs, timings.
     """
     logger = get_run_logger()
@@ -102,6 +148,7 @@ def train_flow(
         f"dataset {data.source}: {data.n_rows} rows x {data.n_features} features, "
         f"{data.n_classes} classes (sha256 {data.fingerprint[:12]})"
     )
+    limit = set_concurrency_limit(max_concurrent) if max_concurrent else None
     started = time.perf_counter()
     with build_task_runner(runner, workers, address) as task_runner:
         dashboard = dashboard_url(task_runner)
@@ -110,14 +157,14 @@ def train_flow(
             logger.info(f"Dask dashboard: {dashboard}")
         futures = {
             task_runner.submit(
-                train_model, {"model": name, "data": data, "seed": seed, "cv": cv}
+                train_model,
+                {"model": name, "data": data, "seed": seed, "cv": cv, "limit": limit},
             ): name
             for name in by_cost(names)
         }
         reports, failures = gather(futures, logger)
         trained = time.perf_counter()
-    if not reports:
-        raise RuntimeError(f"every model failed: {failures}")
+    check_failures(failures, len(reports), max_failures)
 
     ranked = rank(reports, metric)
     best = ranked[0]
