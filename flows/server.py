@@ -89,6 +89,20 @@ def _exclusive(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def check_sqlite_json1() -> None:
+    """Prefect's SQLite schema needs JSON1 ("no such table: json_each" otherwise): say so first."""
+    import sqlite3
+
+    try:
+        sqlite3.connect(":memory:").execute("SELECT * FROM json_each('[1]')").fetchall()
+    except sqlite3.OperationalError:
+        raise UserError(
+            f"this Python's SQLite ({sqlite3.sqlite_version}) lacks the JSON1 extension the "
+            "Prefect server needs; use a Python built against SQLite >= 3.38, or point "
+            "PREFECT_API_DATABASE_CONNECTION_URL at PostgreSQL"
+        ) from None
+
+
 def _warn_if_wide(host: str) -> None:
     if host not in {"127.0.0.1", "localhost", "::1"}:
         print(
@@ -112,6 +126,8 @@ def start_server(
                 f"port {port} on {host} is in use by something that is not a Prefect server; "
                 "free it or choose another with --server-port"
             )
+        if "PREFECT_API_DATABASE_CONNECTION_URL" not in os.environ:
+            check_sqlite_json1()
         _warn_if_wide(host)
         log_path = home / "server.log"
         env = {**os.environ, **OFFLINE_ENV, "PREFECT_HOME": str(home)}

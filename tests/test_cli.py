@@ -114,3 +114,21 @@ def test_help_lists_runners_and_models(run_cli):
     result = run_cli("flows/train.py", "--help")
     assert result.returncode == 0
     assert "sequential" in result.stdout and "hgb" in result.stdout
+
+
+def test_server_start_reports_a_busy_port(run_cli):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run_cli("flows/server.py", "start", "--port", str(port))
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("error: port") and "in use" in result.stderr
+
+
+def test_sqlite_has_json1():
+    from flows.server import check_sqlite_json1
+
+    check_sqlite_json1()  # raises a UserError with the fix where JSON1 is missing
