@@ -17,14 +17,16 @@ from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
 
 from flows import artifacts
-from flows.model_store import default_storage, save_model
-from flows.runners import RunnerName, build_task_runner, dashboard_url
+from flows.model_store import MODEL_DIR, default_storage, save_model
+from flows.runners import RunnerName, build_task_runner, dask_client
 from flows.tasks import train_model
+from flows.workers import flush_worker_logs, prepare_workers
 from ml.data import DatasetRef, prepare
 from ml.evaluate import TrainReport, rank
 from ml.registry import DEFAULT_MODELS, by_cost, parse_models
 
 Metric = Literal["f1_macro", "accuracy", "roc_auc"]
+REPORT_NAME = "dask-performance-report.html"
 
 
 def gather(
@@ -90,11 +92,25 @@ def train_flow(
     seed: int = 0,
     metric: Metric = "f1_macro",
     storage: str | None = None,
+    adapt: str | None = None,
+    cluster_config: str | None = None,
+    tls_ca: str | None = None,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
+    upload_code: bool = False,
+    performance_report: bool = True,
 ) -> dict[str, Any]:
     """Train ``models`` on ``dataset`` with ``runner``, publish the comparison, persist the best.
 
+    Dask runs go to a new ``LocalCluster`` (``adapt="MIN:MAX"`` for an adaptive one), the
+    scheduler at ``address`` (TLS with ``tls_*`` PEM paths) or the cluster a YAML
+    ``cluster_config`` names; ``upload_code`` ships the project to workers that lack it.
+    Each Dask run saves its performance report next to the run's model.
+
     Returns a JSON-able summary: rows, best model, where it is stored, URLs, timings.
     """
+    from prefect.settings import get_current_settings
+
     logger = get_run_logger()
     names = parse_models(models)
     data = prepare(dataset, target, test_size, seed)
@@ -102,9 +118,30 @@ def train_flow(
         f"dataset {data.source}: {data.n_rows} rows x {data.n_features} features, "
         f"{data.n_classes} classes (sha256 {data.fingerprint[:12]})"
     )
+    run_id = str(flow_run.id)
+    storage_root = Path(storage).expanduser() if storage else default_storage()
+    report = None
+    if runner == "dask" and performance_report:
+        report = storage_root / MODEL_DIR / run_id / REPORT_NAME
+        report.parent.mkdir(parents=True, exist_ok=True)
+    api_url = get_current_settings().api.url
     started = time.perf_counter()
-    with build_task_runner(runner, workers, address) as task_runner:
-        dashboard = dashboard_url(task_runner)
+    task_runner = build_task_runner(
+        runner,
+        workers,
+        address,
+        adapt=adapt,
+        cluster_config=cluster_config,
+        tls_ca=tls_ca,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        performance_report_path=str(report) if report else None,
+    )
+    with task_runner:
+        client = dask_client(task_runner)
+        dashboard = client.dashboard_link if client is not None else None
+        if client is not None:
+            prepare_workers(client, str(api_url) if api_url else None, upload_code)
         ready = time.perf_counter()
         if dashboard:
             logger.info(f"Dask dashboard: {dashboard}")
@@ -116,22 +153,21 @@ def train_flow(
         }
         reports, failures = gather(futures, logger)
         trained = time.perf_counter()
+        if client is not None:
+            flush_worker_logs(client)
     if not reports:
         raise RuntimeError(f"every model failed: {failures}")
 
     ranked = rank(reports, metric)
     best = ranked[0]
-    run_id = str(flow_run.id)
     stored = save_model(
-        best.estimator,
-        manifest_for(best, data, metric, run_id),
-        Path(storage).expanduser() if storage else default_storage(),
-        run_id,
+        best.estimator, manifest_for(best, data, metric, run_id), storage_root, run_id
     )
     summary: dict[str, Any] = {
         "flow_run_id": run_id,
         "flow_run_url": flow_run.ui_url,
         "dashboard_url": dashboard,
+        "performance_report": str(report) if report and report.is_file() else None,
         "runner": runner,
         "metric": metric,
         "dataset": {k: getattr(data, k) for k in ("source", "n_rows", "n_features", "n_classes")},
