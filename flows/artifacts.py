@@ -13,6 +13,7 @@ from prefect.artifacts import (
 TABLE_KEY = "model-comparison"
 BEST_KEY = "best-model"
 DASHBOARD_KEY = "dask-dashboard"
+REPORT_KEY = "dask-performance-report"
 SCORE_COLUMNS = ("accuracy", "f1_macro", "roc_auc", "cv_f1_macro_mean", "cv_f1_macro_std")
 TIME_COLUMNS = ("fit_seconds", "predict_seconds")
 
@@ -73,3 +74,22 @@ def publish(summary: dict[str, Any]) -> None:
             key=DASHBOARD_KEY,
             description="The Dask dashboard of the cluster this run used.",
         )
+    if summary.get("performance_report"):
+        create_markdown_artifact(
+            markdown=report_markdown(summary["performance_report"], summary.get("dashboard_url")),
+            key=REPORT_KEY,
+            description="The Dask performance report of this run (HTML, next to its model).",
+        )
+
+
+def report_markdown(report_path: str, dashboard: str | None) -> str:
+    """Links to the saved report (a local file) and to the live dashboard."""
+    from pathlib import Path
+
+    uri = Path(report_path).resolve().as_uri()
+    live = f"Live dashboard (while the cluster runs): {dashboard}\n" if dashboard else ""
+    return (
+        f"# Dask performance report\n\n[Open the report]({uri})\n\n"
+        f"Saved at `{report_path}`: task stream, worker profile, bandwidth and "
+        f"scheduler statistics of this run.\n\n{live}"
+    )

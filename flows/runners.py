@@ -2,6 +2,7 @@
 
 The runner is chosen per flow run from its parameters (not fixed at decoration),
 so a deployment can be triggered with ``-p runner=dask`` or ``-p runner=threads``.
+Every parameter is plain JSON (paths and strings); the Dask objects are built here.
 """
 
 from __future__ import annotations
@@ -10,35 +11,75 @@ from typing import Literal
 
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
+from cluster.adaptive import parse_adapt
+from cluster.config import load_config
 from cluster.local import default_workers, local_cluster_kwargs
-from cluster.remote import normalize_address
+from cluster.remote import check_address, tls_security
+from ml.errors import UserError
 
 RunnerName = Literal["sequential", "threads", "dask"]
 RUNNERS: tuple[str, ...] = ("sequential", "threads", "dask")
 
 
 def build_task_runner(
-    runner: RunnerName, workers: int | None = None, address: str | None = None
+    runner: RunnerName,
+    workers: int | None = None,
+    address: str | None = None,
+    *,
+    adapt: str | None = None,
+    cluster_config: str | None = None,
+    tls_ca: str | None = None,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
+    performance_report_path: str | None = None,
 ) -> TaskRunner:
     """``sequential``: one thread; ``threads``: Prefect's thread pool; ``dask``: a
-    ``LocalCluster`` of worker processes, or the scheduler at ``address``."""
+    ``LocalCluster`` of worker processes (fixed, or adaptive ``MIN:MAX``), the scheduler
+    at ``address`` (TLS with the three PEM files), or the cluster a YAML config names."""
     if runner == "sequential":
         return ThreadPoolTaskRunner(max_workers=1)
     if runner == "threads":
         return ThreadPoolTaskRunner(max_workers=workers or default_workers())
-    if runner == "dask":
-        from prefect_dask import DaskTaskRunner
+    if runner != "dask":
+        raise ValueError(f"unknown runner {runner!r}; choose from {', '.join(RUNNERS)}")
 
-        if address:
-            return DaskTaskRunner(address=normalize_address(address))
+    from prefect_dask import DaskTaskRunner
+
+    if sum(bool(x) for x in (address, adapt, cluster_config)) > 1:
+        raise UserError("choose one of --address, --adapt and --cluster-config")
+    security = tls_security(tls_ca, tls_cert, tls_key)
+    if security is not None and not address:
+        raise UserError("--tls-ca/--tls-cert/--tls-key need --address tls://HOST:PORT")
+    client_kwargs = {"security": security} if security is not None else None
+    common = {"client_kwargs": client_kwargs, "performance_report_path": performance_report_path}
+    if address:
+        return DaskTaskRunner(address=check_address(address, security), **common)
+    if cluster_config:
+        config = load_config(cluster_config)
         return DaskTaskRunner(
-            cluster_class="distributed.LocalCluster",
-            cluster_kwargs=local_cluster_kwargs(workers),
+            cluster_class=config.cluster_class,
+            cluster_kwargs=config.cluster_kwargs,
+            adapt_kwargs=config.adapt_kwargs,
+            **common,
         )
-    raise ValueError(f"unknown runner {runner!r}; choose from {', '.join(RUNNERS)}")
+    adapt_kwargs = parse_adapt(adapt) if adapt else None
+    kwargs = local_cluster_kwargs(workers)
+    if adapt_kwargs:
+        kwargs["n_workers"] = adapt_kwargs["minimum"]
+    return DaskTaskRunner(
+        cluster_class="distributed.LocalCluster",
+        cluster_kwargs=kwargs,
+        adapt_kwargs=adapt_kwargs,
+        **common,
+    )
+
+
+def dask_client(task_runner: TaskRunner):
+    """The Dask client of a Dask runner (started on first access), None for threads."""
+    return getattr(task_runner, "client", None)
 
 
 def dashboard_url(task_runner: TaskRunner) -> str | None:
     """The Dask dashboard of a started Dask runner (None for thread runners)."""
-    client = getattr(task_runner, "client", None)
+    client = dask_client(task_runner)
     return client.dashboard_link if client is not None else None

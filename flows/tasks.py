@@ -7,10 +7,12 @@ flow persists only the winner), so there is no per-task storage I/O.
 
 from __future__ import annotations
 
+import os
+import socket
 from contextlib import nullcontext
 from typing import Any
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import concurrency
 from prefect.tasks import exponential_backoff
@@ -42,6 +44,7 @@ def is_transient(task, task_run, state) -> bool:
     retry_delay_seconds=exponential_backoff(backoff_factor=1),
     retry_jitter_factor=0.5,
     retry_condition_fn=is_transient,
+    log_prints=True,
 )
 def train_model(
     model: str,
@@ -54,7 +57,12 @@ def train_model(
     """Fit and score one classifier on the run's shared train/test split.
 
     ``limit`` names a Prefect global concurrency limit whose slot the fit holds, so a
-    cap on simultaneous fits holds on every runner, Dask workers included.
+    cap on simultaneous fits holds on every runner, Dask workers included. One log
+    line before and one print after show which worker ran each model (and that
+    workers' logs reach the server at all).
     """
+    get_run_logger().info(f"training {model} on {socket.gethostname()} (pid {os.getpid()})")
     with concurrency(limit, occupy=1, strict=True) if limit else nullcontext():
-        return train_and_evaluate(model, data, seed=seed, params=params, cv=cv)
+        report = train_and_evaluate(model, data, seed=seed, params=params, cv=cv)
+    print(f"trained {model}: f1_macro={report.f1_macro:.4f} in {report.fit_seconds:.2f} s")
+    return report

@@ -1,7 +1,11 @@
 """Train and compare classifiers with Prefect, on threads or a Dask cluster.
 
-python flows/train.py --runner dask                       # a local Dask cluster
+python flows/train.py --runner dask                       # the long-lived cluster, or a new one
 python flows/train.py --runner dask --address tcp://127.0.0.1:8786
+python flows/train.py --runner dask --address tls://host:8786 --tls-ca ca.pem --tls-cert c.pem \
+    --tls-key c.key
+python flows/train.py --runner dask --adapt 1:8           # adaptive local cluster
+python flows/train.py --runner dask --cluster-config cluster/configs/slurm.yaml
 python flows/train.py --runner threads
 python flows/train.py --dataset data.csv --target label --models rf,logreg,hgb --cv 5
 """
@@ -17,9 +21,13 @@ from flows.cli import quiet_environment, run_cli
 
 quiet_environment()
 
-from cluster.remote import check_scheduler  # noqa: E402
+from cluster.adaptive import parse_adapt  # noqa: E402
+from cluster.config import validate as validate_config  # noqa: E402
+from cluster.local import running_cluster  # noqa: E402
+from cluster.remote import check_address, check_scheduler, tls_security  # noqa: E402
 from flows.runners import RUNNERS  # noqa: E402
 from flows.server import DEFAULT_PORT, ensure_server  # noqa: E402
+from flows.workers import require_project_modules  # noqa: E402
 from ml.data import BUILTIN_LOADERS, prepare  # noqa: E402
 from ml.errors import UserError  # noqa: E402
 from ml.evaluate import METRICS  # noqa: E402
@@ -49,6 +57,36 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--runner", choices=RUNNERS, default="dask", help="where tasks run")
     parser.add_argument(
         "--address", help="Dask scheduler to use instead of a new local cluster (--runner dask)"
+    )
+    parser.add_argument(
+        "--tls-ca", help="CA certificate (PEM) the TLS scheduler's cert is signed by"
+    )
+    parser.add_argument("--tls-cert", help="client certificate (PEM) for a TLS scheduler")
+    parser.add_argument("--tls-key", help="private key (PEM) of --tls-cert")
+    parser.add_argument(
+        "--adapt", metavar="MIN:MAX", help="adaptive local Dask cluster of MIN to MAX workers"
+    )
+    parser.add_argument(
+        "--cluster-config",
+        metavar="YAML",
+        help="Dask cluster class + kwargs from a YAML file (cluster/configs/: slurm, pbs, "
+        "kubernetes)",
+    )
+    parser.add_argument(
+        "--new-cluster",
+        action="store_true",
+        help="start a new local cluster even when `cluster/local.py start` runs one",
+    )
+    parser.add_argument(
+        "--upload-code",
+        action="store_true",
+        help="ship this project's code to the Dask workers (for workers that lack it)",
+    )
+    parser.add_argument(
+        "--no-performance-report",
+        dest="performance_report",
+        action="store_false",
+        help="skip the per-run Dask performance report (HTML next to the model)",
     )
     parser.add_argument(
         "--workers", type=int, help="threads or Dask worker processes (default: one per core)"
@@ -85,13 +123,53 @@ def preflight(args: argparse.Namespace) -> list[str]:
         value = getattr(args, flag)
         if value is not None and value < (0 if flag == "max_failures" else 1):
             raise UserError(f"--{flag.replace('_', '-')} is too small: {value}")
-    if args.address and args.runner != "dask":
-        raise UserError("--address needs --runner dask")
+    cluster_flags = {
+        "--address": args.address,
+        "--adapt": args.adapt,
+        "--cluster-config": args.cluster_config,
+        "--tls-ca": args.tls_ca,
+        "--tls-cert": args.tls_cert,
+        "--tls-key": args.tls_key,
+        "--upload-code": args.upload_code,
+    }
+    for flag, value in cluster_flags.items():
+        if value and args.runner != "dask":
+            raise UserError(f"{flag} needs --runner dask")
+    chosen = [flag for flag in ("--address", "--adapt", "--cluster-config") if cluster_flags[flag]]
+    if len(chosen) > 1:
+        raise UserError(f"choose one of {' and '.join(chosen)}")
     models = parse_models(args.models)
     prepare(args.dataset, args.target, args.test_size, args.seed)
+    if args.adapt:
+        parse_adapt(args.adapt)
+    if args.cluster_config:
+        validate_config(args.cluster_config)
+    security = tls_security(args.tls_ca, args.tls_cert, args.tls_key)
+    if security is not None and not args.address:
+        raise UserError("--tls-ca/--tls-cert/--tls-key need --address tls://HOST:PORT")
     if args.address:
-        check_scheduler(args.address)
+        args.address = check_address(args.address, security)
+        probe = None if args.upload_code else require_project_modules
+        check_scheduler(args.address, security=security, probe=probe)
     return models
+
+
+def reuse_long_lived(args: argparse.Namespace) -> None:
+    """Point a plain ``--runner dask`` run at the cluster ``cluster/local.py start`` keeps."""
+    if args.runner != "dask" or args.address or args.adapt or args.cluster_config:
+        return
+    if args.new_cluster:
+        return
+    state = running_cluster()
+    if state is None:
+        return
+    args.address = state.address
+    ignored = f"; --workers {args.workers} ignored" if args.workers else ""
+    print(
+        f"reusing the long-lived Dask cluster at {state.address} (dashboard "
+        f"{state.dashboard_url}){ignored}; --new-cluster starts a fresh one",
+        file=sys.stderr,
+    )
 
 
 def render(summary: dict) -> str:
@@ -118,6 +196,8 @@ def render(summary: dict) -> str:
     ]
     if summary.get("dashboard_url"):
         lines.append(f"dashboard    {summary['dashboard_url']} (live while the cluster runs)")
+    if summary.get("performance_report"):
+        lines.append(f"dask report  {summary['performance_report']}")
     lines += [
         f"model        {summary['model']['record_path']}",
         f"sha256       {summary['model']['sha256']}",
@@ -129,6 +209,7 @@ def render(summary: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     models = preflight(args)
+    reuse_long_lived(args)
     server = ensure_server(port=args.server_port)
     print(
         f"Prefect server {server.ui_url} ({'started' if server.started else 'reused'})",
@@ -155,6 +236,13 @@ def main(argv: list[str] | None = None) -> int:
             storage=args.storage,
             max_failures=args.max_failures,
             max_concurrent=args.max_concurrent,
+            adapt=args.adapt,
+            cluster_config=args.cluster_config,
+            tls_ca=args.tls_ca,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            upload_code=args.upload_code,
+            performance_report=args.performance_report,
             return_state=True,
         )
     if not state.is_completed():

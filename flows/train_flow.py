@@ -20,9 +20,10 @@ from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
 
 from flows import artifacts
-from flows.model_store import default_storage, save_model
-from flows.runners import RunnerName, build_task_runner, dashboard_url
+from flows.model_store import MODEL_DIR, default_storage, save_model
+from flows.runners import RunnerName, build_task_runner, dask_client
 from flows.tasks import train_model
+from flows.workers import flush_worker_logs, prepare_workers
 from ml.data import DatasetRef, prepare
 from ml.evaluate import TrainReport, rank
 from ml.registry import DEFAULT_MODELS, by_cost, parse_models
@@ -62,6 +63,9 @@ def report_failure(flow, flow_run, state) -> None:
         ),
         description=f"Why flow run {flow_run.name} failed",
     )
+
+
+REPORT_NAME = "dask-performance-report.html"
 
 
 def gather(
@@ -133,14 +137,29 @@ def train_flow(
     storage: str | None = None,
     max_failures: int | None = None,
     max_concurrent: int | None = None,
+    adapt: str | None = None,
+    cluster_config: str | None = None,
+    tls_ca: str | None = None,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
+    upload_code: bool = False,
+    performance_report: bool = True,
 ) -> dict[str, Any]:
     """Train ``models`` on ``dataset`` with ``runner``, publish the comparison, persist the best.
 
     A model that fails is a failed row; the run fails only when none succeeds or more
     than ``max_failures`` fail. ``max_concurrent`` caps simultaneous fits through a
     Prefect global concurrency limit (shared by every run that sets it).
+
+    Dask runs go to a new ``LocalCluster`` (``adapt="MIN:MAX"`` for an adaptive one), the
+    scheduler at ``address`` (TLS with ``tls_*`` PEM paths) or the cluster a YAML
+    ``cluster_config`` names; ``upload_code`` ships the project to workers that lack it.
+    Each Dask run saves its performance report next to the run's model.
+
     Returns a JSON-able summary: rows, best model, where it is stored, URLs, timings.
     """
+    from prefect.settings import get_current_settings
+
     logger = get_run_logger()
     names = parse_models(models)
     data = prepare(dataset, target, test_size, seed)
@@ -149,9 +168,30 @@ def train_flow(
         f"{data.n_classes} classes (sha256 {data.fingerprint[:12]})"
     )
     limit = set_concurrency_limit(max_concurrent) if max_concurrent else None
+    run_id = str(flow_run.id)
+    storage_root = Path(storage).expanduser() if storage else default_storage()
+    report = None
+    if runner == "dask" and performance_report:
+        report = storage_root / MODEL_DIR / run_id / REPORT_NAME
+        report.parent.mkdir(parents=True, exist_ok=True)
+    api_url = get_current_settings().api.url
     started = time.perf_counter()
-    with build_task_runner(runner, workers, address) as task_runner:
-        dashboard = dashboard_url(task_runner)
+    task_runner = build_task_runner(
+        runner,
+        workers,
+        address,
+        adapt=adapt,
+        cluster_config=cluster_config,
+        tls_ca=tls_ca,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        performance_report_path=str(report) if report else None,
+    )
+    with task_runner:
+        client = dask_client(task_runner)
+        dashboard = client.dashboard_link if client is not None else None
+        if client is not None:
+            prepare_workers(client, str(api_url) if api_url else None, upload_code)
         ready = time.perf_counter()
         if dashboard:
             logger.info(f"Dask dashboard: {dashboard}")
@@ -164,21 +204,20 @@ def train_flow(
         }
         reports, failures = gather(futures, logger)
         trained = time.perf_counter()
+        if client is not None:
+            flush_worker_logs(client)
     check_failures(failures, len(reports), max_failures)
 
     ranked = rank(reports, metric)
     best = ranked[0]
-    run_id = str(flow_run.id)
     stored = save_model(
-        best.estimator,
-        manifest_for(best, data, metric, run_id),
-        Path(storage).expanduser() if storage else default_storage(),
-        run_id,
+        best.estimator, manifest_for(best, data, metric, run_id), storage_root, run_id
     )
     summary: dict[str, Any] = {
         "flow_run_id": run_id,
         "flow_run_url": flow_run.ui_url,
         "dashboard_url": dashboard,
+        "performance_report": str(report) if report and report.is_file() else None,
         "runner": runner,
         "metric": metric,
         "dataset": {k: getattr(data, k) for k in ("source", "n_rows", "n_features", "n_classes")},

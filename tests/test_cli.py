@@ -58,6 +58,24 @@ BAD_INPUTS = {
         "cannot reach a Dask scheduler",
     ),
     "malformed address": (lambda tmp, csv: ["--address", "tcp://127.0.0.1"], "malformed"),
+    "bad adapt": (lambda tmp, csv: ["--adapt", "8:1"], "--adapt needs 0 <= MIN <= MAX"),
+    "adapt not numbers": (lambda tmp, csv: ["--adapt", "many"], "--adapt must be MIN:MAX"),
+    "adapt and address": (
+        lambda tmp, csv: ["--adapt", "1:2", "--address", "tcp://127.0.0.1:8786"],
+        "choose one of --address and --adapt",
+    ),
+    "missing cluster config": (
+        lambda tmp, csv: ["--cluster-config", str(tmp / "nope.yaml")],
+        "not found",
+    ),
+    "upload without dask": (
+        lambda tmp, csv: ["--runner", "threads", "--upload-code"],
+        "--upload-code needs --runner dask",
+    ),
+    "tls without address": (
+        lambda tmp, csv: ["--tls-ca", str(csv), "--tls-cert", str(csv), "--tls-key", str(csv)],
+        "not a PEM CA certificate",
+    ),
     "address without dask": (
         lambda tmp, csv: ["--runner", "threads", "--address", "tcp://127.0.0.1:8786"],
         "needs --runner dask",

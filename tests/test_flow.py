@@ -9,7 +9,7 @@ from distributed import LocalCluster
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter
 
-from flows.artifacts import TABLE_KEY
+from flows.artifacts import REPORT_KEY, TABLE_KEY
 from flows.model_store import load_model
 from flows.train_flow import train_flow
 
@@ -49,6 +49,26 @@ def test_runners_agree_on_every_score(summaries):
 def test_dask_run_reports_its_dashboard(summaries):
     assert summaries["dask"]["dashboard_url"].startswith("http://127.0.0.1:")
     assert summaries["threads"]["dashboard_url"] is None
+
+
+def test_dask_run_saves_its_performance_report_next_to_its_model(summaries):
+    summary = summaries["dask"]
+    report = Path(summary["performance_report"])
+    assert report.parent == Path(summary["model"]["record_path"]).parent
+    assert "Dask Performance Report" in report.read_text()
+    assert summaries["threads"]["performance_report"] is None
+
+    async def read():
+        async with get_client() as client:
+            return await client.read_artifacts(
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[REPORT_KEY])),
+                flow_run_filter=FlowRunFilter(id={"any_": [summary["flow_run_id"]]}),
+            )
+
+    import asyncio
+
+    (artifact,) = asyncio.run(read())
+    assert report.as_uri() in artifact.data and summary["dashboard_url"] in artifact.data
 
 
 def test_table_artifact_has_one_row_per_model(summaries):

@@ -1,0 +1,93 @@
+"""Code that runs *on* Dask workers: Prefect settings, import and API probes, log flush.
+
+Pickled by value (see the last line), so it reaches a hand-started ``dask worker``
+that lacks this project: the probes must run there to say what is missing. Only the
+standard library and ``distributed`` are imported at module level.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import urllib.request
+
+import cloudpickle
+from distributed.diagnostics.plugin import WorkerPlugin
+
+PLUGIN_NAME = "prefect-worker-env"
+# What a worker needs to report to the flow's server, taken from the flow's process.
+FORWARDED = (
+    "PREFECT_API_URL",
+    "PREFECT_API_KEY",
+    "PREFECT_API_AUTH_STRING",
+    "PREFECT_SERVER_ANALYTICS_ENABLED",
+    "DO_NOT_TRACK",
+    "PREFECT_LOGGING_LEVEL",
+    "PREFECT_LOGGING_TO_API_ENABLED",
+    "PREFECT_LOGGING_TO_API_BATCH_INTERVAL",
+)
+
+
+def apply_env(env: dict[str, str]) -> None:
+    """Set ``env`` and make an already-imported Prefect read it again.
+
+    Task runs receive the flow's settings with each task, but Prefect's log shipper
+    runs in its own thread on the *global* settings: without the API URL there it
+    sends task logs to a temporary server of the worker's own (the upstream
+    "logs missing with DaskTaskRunner(address=...)" report).
+    """
+    os.environ.update(env)
+    context = sys.modules.get("prefect.context")
+    if context is not None:
+        context.refresh_global_settings_context()
+
+
+class PrefectWorkerEnv(WorkerPlugin):
+    """Gives every worker, present and future, the flow's Prefect API settings."""
+
+    name = PLUGIN_NAME
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = dict(env)
+
+    def setup(self, worker) -> None:
+        apply_env(self.env)
+
+
+def forwarded_env(api_url: str) -> dict[str, str]:
+    env = {key: os.environ[key] for key in FORWARDED if os.environ.get(key)}
+    env["PREFECT_API_URL"] = api_url
+    return env
+
+
+def missing_modules(names: list[str]) -> list[str]:
+    """The top-level modules in ``names`` this worker cannot import."""
+    importlib.invalidate_caches()
+    return [name for name in names if importlib.util.find_spec(name) is None]
+
+
+def api_problem(api_url: str, timeout: float = 5.0) -> str | None:
+    """None when the Prefect API answers its health check from here, else why not."""
+    try:
+        with urllib.request.urlopen(f"{api_url}/health", timeout=timeout) as response:
+            return None if response.status == 200 else f"HTTP {response.status}"
+    except Exception as exc:  # noqa: BLE001 - any failure is the answer
+        return f"{type(exc).__name__}: {exc}"
+
+
+async def flush_logs(timeout: float = 10.0) -> None:
+    """Send the task logs this worker still holds to the API.
+
+    Async: ``Client.run`` calls it on the worker's event loop, where Prefect's
+    ``drain_all`` returns an awaitable.
+    """
+    handlers = sys.modules.get("prefect.logging.handlers")
+    if handlers is None:
+        return
+    waiting = handlers.APILogWorker.drain_all(timeout=timeout)
+    if waiting is not None and hasattr(waiting, "__await__"):
+        await waiting
+
+
+cloudpickle.register_pickle_by_value(sys.modules[__name__])

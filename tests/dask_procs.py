@@ -1,0 +1,123 @@
+"""Real ``dask scheduler`` / ``dask worker`` processes on 127.0.0.1, started as a user would."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from tests.conftest import free_port
+
+DASK = str(Path(sys.executable).with_name("dask"))
+PROJECT_ENV = ("PYTHONPATH",)
+# A worker as on another machine: no Prefect settings from this shell.
+DROPPED = ("PREFECT_API_URL", "PREFECT_HOME")
+
+
+def worker_env(tmp: Path, keep_project: bool = True) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in DROPPED}
+    env["PREFECT_HOME"] = str(tmp / "worker-prefect-home")
+    if not keep_project:
+        for key in PROJECT_ENV:
+            env.pop(key, None)
+    return env
+
+
+def _spawn(command: list[str], env: dict[str, str], cwd: Path, log: Path) -> subprocess.Popen:
+    with open(log, "ab") as handle:
+        return subprocess.Popen(
+            command,
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def _stop(process: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=5)
+
+
+def wait_for_workers(address: str, n: int, security=None, timeout: float = 60) -> None:
+    from distributed import Client
+
+    deadline = time.monotonic() + timeout
+    with Client(address, timeout=timeout, set_as_default=False, security=security) as client:
+        client.wait_for_workers(n, timeout=max(1.0, deadline - time.monotonic()))
+
+
+# A `dask worker` that cannot import this project although it is installed here:
+# the editable-install finder and the project folders are taken off the import path.
+BARE_WORKER = """
+import sys
+sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in type(f).__module__.lower()
+                    and "editable" not in getattr(f, "__name__", "").lower()]
+import os
+sys.path[:] = [p for p in sys.path if not (p and os.path.isfile(p + "/ml/__init__.py"))]
+from distributed.cli.dask_worker import main
+sys.argv[0] = "dask worker"
+main()
+"""
+
+
+@contextlib.contextmanager
+def dask_cluster(
+    tmp: Path,
+    n_workers: int = 1,
+    tls: dict[str, str] | None = None,
+    bare: bool = False,
+) -> Iterator[str]:
+    """A scheduler and ``n_workers`` single-thread workers; yields the scheduler address."""
+    port = free_port()
+    protocol = "tls" if tls else "tcp"
+    tls_args = []
+    if tls:
+        tls_args = ["--tls-ca-file", tls["ca"], "--tls-cert", tls["cert"], "--tls-key", tls["key"]]
+    env = worker_env(tmp)
+    scheduler = _spawn(
+        [DASK, "scheduler", "--protocol", protocol, "--host", "127.0.0.1", "--port", str(port)]
+        + ["--dashboard-address", f"127.0.0.1:{free_port()}", *tls_args],
+        env,
+        tmp,
+        tmp / "scheduler.log",
+    )
+    address = f"{protocol}://127.0.0.1:{port}"
+    worker_args = [address, "--nthreads", "1", "--host", "127.0.0.1", "--no-dashboard", *tls_args]
+    if bare:
+        command = [sys.executable, "-c", BARE_WORKER, *worker_args, "--no-nanny"]
+    else:
+        command = [DASK, "worker", *worker_args]
+    workers = [
+        _spawn(command, worker_env(tmp, keep_project=not bare), tmp, tmp / f"worker{i}.log")
+        for i in range(n_workers)
+    ]
+    try:
+        security = None
+        if tls:
+            from distributed import Security
+
+            security = Security(
+                tls_ca_file=tls["ca"],
+                tls_client_cert=tls["cert"],
+                tls_client_key=tls["key"],
+                require_encryption=True,
+            )
+        wait_for_workers(address, n_workers, security)
+        yield address
+    finally:
+        for process in [*workers, scheduler]:
+            _stop(process)
