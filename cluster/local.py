@@ -98,6 +98,12 @@ def start(args: argparse.Namespace) -> int:
         if not port_free(args.host, port):
             raise UserError(f"port {port} on {args.host} is in use; choose another with {flag}")
 
+    if args.host not in {"127.0.0.1", "localhost", "::1"}:
+        print(
+            f"warning: the scheduler and dashboard will listen on {args.host}, reachable from "
+            "other machines, without TLS or authentication",
+            file=sys.stderr,
+        )
     from distributed import LocalCluster
 
     kwargs = local_cluster_kwargs(args.workers, args.threads, args.host, args.dashboard_port)

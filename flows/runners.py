@@ -74,6 +74,21 @@ def build_task_runner(
     )
 
 
+def describe_cluster(
+    runner: str, address: str | None, adapt: str | None, cluster_config: str | None
+) -> str | None:
+    """How a run's Dask cluster was made, for the summary (adaptive runs are labelled)."""
+    if runner != "dask":
+        return None
+    if address:
+        return f"scheduler at {address}"
+    if cluster_config:
+        return f"cluster config {cluster_config}"
+    if adapt:
+        return f"adaptive LocalCluster {adapt} workers"
+    return "new LocalCluster"
+
+
 def dask_client(task_runner: TaskRunner):
     """The Dask client of a Dask runner (started on first access), None for threads."""
     return getattr(task_runner, "client", None)

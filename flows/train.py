@@ -186,12 +186,13 @@ def render(summary: dict) -> str:
     lines = ["  ".join(c.ljust(widths[c]) for c in columns)]
     lines += ["  ".join(str(r[c]).ljust(widths[c]) for c in columns) for r in rows]
     timings = summary["timings"]
+    cluster = f" ({summary['dask_cluster']})" if summary.get("dask_cluster") else ""
     lines += [
         "",
         f"best model   {summary['best']['model']} ({summary['metric']}="
         f"{summary['best'][summary['metric']]:.4f})",
-        f"runner       {summary['runner']}: start {timings['runner_start_seconds']:.2f} s, "
-        f"train {timings['train_seconds']:.2f} s",
+        f"runner       {summary['runner']}{cluster}: "
+        f"start {timings['runner_start_seconds']:.2f} s, train {timings['train_seconds']:.2f} s",
         f"flow run     {summary['flow_run_url']}",
     ]
     if summary.get("dashboard_url"):

@@ -21,7 +21,7 @@ from prefect.runtime import flow_run
 
 from flows import artifacts
 from flows.model_store import MODEL_DIR, default_storage, save_model
-from flows.runners import RunnerName, build_task_runner, dask_client
+from flows.runners import RunnerName, build_task_runner, dask_client, describe_cluster
 from flows.tasks import train_model
 from flows.workers import flush_worker_logs, prepare_workers
 from ml.data import DatasetRef, prepare
@@ -219,6 +219,7 @@ def train_flow(
         "dashboard_url": dashboard,
         "performance_report": str(report) if report and report.is_file() else None,
         "runner": runner,
+        "dask_cluster": describe_cluster(runner, address, adapt, cluster_config),
         "metric": metric,
         "dataset": {k: getattr(data, k) for k in ("source", "n_rows", "n_features", "n_classes")},
         "rows": comparison_rows(ranked, failures),

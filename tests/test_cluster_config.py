@@ -124,6 +124,7 @@ def test_a_local_cluster_config_runs_the_flow(prefect_api, tmp_path):
     )
     assert sorted(r["model"] for r in summary["rows"]) == ["logreg", "nb"]
     assert Path(summary["performance_report"]).is_file()
+    assert summary["dask_cluster"] == f"cluster config {path}"
 
 
 def test_bad_config_on_the_command_line_is_one_line_exit_2(run_cli, tmp_path):

@@ -89,6 +89,7 @@ def test_runner_dask_reuses_it_and_says_so(run_cli, long_lived, tmp_path):
     summary = json.loads(result.stdout)
     assert summary["dashboard_url"] == state.dashboard_url
     assert summary["timings"]["runner_start_seconds"] < 2.0
+    assert summary["dask_cluster"] == f"scheduler at {state.address}"
 
 
 def test_stop_ends_it_and_clears_the_state(run_cli, long_lived):
