@@ -21,7 +21,11 @@ METRICS = ("f1_macro", "accuracy", "roc_auc")
 
 @dataclass
 class TrainReport:
-    """Scores of one fitted model; ``estimator`` is the fitted pipeline (not tabulated)."""
+    """Scores of one fitted model; ``estimator`` is the fitted pipeline (not tabulated).
+
+    ``started_at``/``finished_at`` (epoch seconds, the executing process's clock) give
+    the run's timeline: which fits overlapped, and how busy the workers were.
+    """
 
     model: str
     params: dict[str, Any]
@@ -35,6 +39,8 @@ class TrainReport:
     cv_folds: int = 0
     cv_f1_macro_mean: float | None = None
     cv_f1_macro_std: float | None = None
+    started_at: float = 0.0
+    finished_at: float = 0.0
     estimator: Pipeline | None = field(default=None, repr=False, compare=False)
 
     def row(self) -> dict[str, Any]:
@@ -92,6 +98,7 @@ def train_and_evaluate(
     Pure and deterministic for a given seed: the same numbers come back whichever
     runner, thread or worker process executes it.
     """
+    started_at = time.time()
     split = load_split(data)
     spec = get_spec(model)
     pipeline = make_model_pipeline(
@@ -120,6 +127,8 @@ def train_and_evaluate(
         cv_folds=cv if cv > 1 else 0,
         cv_f1_macro_mean=cv_mean,
         cv_f1_macro_std=cv_std,
+        started_at=started_at,
+        finished_at=time.time(),
         estimator=pipeline,
     )
 

@@ -116,3 +116,31 @@ def test_the_concurrency_cap_is_never_exceeded(prefect_api, monkeypatch, tmp_pat
     SlowNB.peak = 0
     run(tmp_path, names, workers=3, max_concurrent=1)
     assert SlowNB.peak == 1
+
+
+def peak_overlap(rows: list[dict]) -> int:
+    """Most fits running at the same moment, from each fit's own start/finish times."""
+    events = sorted(
+        [(r["started_at"], 1) for r in rows] + [(r["finished_at"], -1) for r in rows],
+        key=lambda e: (e[0], e[1]),
+    )
+    running = peak = 0
+    for _, step in events:
+        running += step
+        peak = max(peak, running)
+    return peak
+
+
+def test_the_concurrency_cap_holds_on_dask_workers(prefect_api, tmp_path):
+    """Two worker processes; with a cap of 1 their fits never overlap."""
+    common = dict(
+        dataset="synthetic:n_samples=3000,n_features=20",
+        models=["rf", "et", "hgb", "svc"],
+        runner="dask",
+        workers=2,
+        storage=str(tmp_path),
+    )
+    free = train_flow(**common, max_concurrent=2)
+    assert peak_overlap(free["rows"]) == 2  # two workers do run fits side by side
+    capped = train_flow(**common, max_concurrent=1)
+    assert peak_overlap(capped["rows"]) == 1
