@@ -114,6 +114,7 @@ def summarize(
             loads = [m.first_loads for m in ok if m.first_loads is not None]
             row["first_loads"] = max(loads) if loads else None
             row["_item_seconds"] = [m.item_seconds for m in ok if m.item_seconds]
+            row["flow_run_ids"] = [m.flow_run_id for m in ok if m.flow_run_id]
         rows.append(row)
     _add_relative(rows)
     for row in rows:
@@ -329,7 +330,9 @@ def write_files(report: dict[str, Any], out: Path, stamp: str) -> dict[str, Path
     with open(paths["csv"], "w", newline="") as handle:
         meta = report["machine"]
         writer = csv.DictWriter(
-            handle, fieldnames=[*COLUMNS, "cores", "git_commit", "prefect", "distributed"]
+            handle,
+            fieldnames=[*COLUMNS, "cores", "git_commit", "prefect", "distributed"],
+            extrasaction="ignore",
         )
         writer.writeheader()
         for row in report["rows"]:
@@ -391,7 +394,7 @@ def publish(report: dict[str, Any], paths: dict[str, Path]) -> None:
     )
 
     create_table_artifact(
-        table=[{k: ("" if v is None else v) for k, v in row.items()} for row in report["rows"]],
+        table=[{k: ("" if row[k] is None else row[k]) for k in COLUMNS} for row in report["rows"]],
         key=TABLE_KEY,
         description="Benchmark medians: every backend side by side on the same workloads.",
     )
