@@ -91,6 +91,8 @@ def _client_context(key: str) -> Any:
     if clients is None:
         clients = _THREAD.clients = {}
     if key not in clients:
+        while len(clients) >= _RUN_CONTEXTS_KEPT:  # an old run's client: close it
+            clients.pop(next(iter(clients))).client.__exit__(None, None, None)
         context = SyncClientContext()
         context.client.__enter__()
         context.client.raise_for_api_version_mismatch_once()

@@ -161,7 +161,7 @@ def test_prefect_dask_task_runs_recorded(quick):
     while True:
         runs = _read(
             lambda c: c.read_task_runs(
-                flow_run_filter=FlowRunFilter(id={"any_": [flow_run_id]}), limit=500
+                flow_run_filter=FlowRunFilter(id={"any_": [flow_run_id]}), limit=200
             )
         )
         completed = [r for r in runs if r.state and r.state.is_completed()]
