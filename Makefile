@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test lint format bench-quick server-stop clean
+.PHONY: setup run test lint format bench bench-quick server-stop clean
 
 setup: $(STAMP)
 
@@ -31,6 +31,12 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/compare.py
+
+bench-quick: $(STAMP)
+	$(BIN)/python benchmarks/compare.py --quick
 
 server-stop: $(STAMP)
 	$(BIN)/python flows/server.py stop

@@ -1,0 +1,412 @@
+"""Turn measurements into figures, goal lines, files and Prefect artifacts.
+
+Every figure is computed from runs made side by side in one suite run: medians over
+repeats, ratios against raw Dask on the same workload, cluster and worker count.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from benchmarks.backends import Measurement
+
+GOAL_RATIO = 1.05
+GOAL_EFFICIENCY = 0.90
+GOAL_TINY_TPS = 150.0
+GOAL_WORKERS = 2
+PROJECT_RUNNER = "prefect-dask"
+TABLE_KEY = "benchmark-table"
+SUMMARY_KEY = "benchmark-summary"
+CHART_KEY = "benchmark-chart"
+COLUMNS = (
+    "workload",
+    "workers",
+    "backend",
+    "n_tasks",
+    "repeats",
+    "wall_median_s",
+    "wall_min_s",
+    "wall_max_s",
+    "submit_median_s",
+    "startup_median_s",
+    "tasks_per_s",
+    "ratio_to_raw_dask",
+    "bound_s",
+    "efficiency",
+    "bytes_per_task",
+    "first_loads",
+    "error",
+)
+PACKAGES = (
+    "prefect",
+    "prefect-dask",
+    "dask",
+    "distributed",
+    "scikit-learn",
+    "joblib",
+    "numpy",
+    "pandas",
+    "bokeh",
+)
+
+
+@dataclass(frozen=True)
+class Goal:
+    name: str
+    target: str
+    measured: str
+    passed: bool | None  # None: not measured in this run
+
+    @property
+    def verdict(self) -> str:
+        return {True: "PASS", False: "FAIL", None: "n/a"}[self.passed]
+
+    def line(self) -> str:
+        return f"[{self.verdict}] {self.name}: target {self.target}; measured {self.measured}"
+
+
+def critical_path_bound(item_seconds: list[list[float]], workers: int) -> float | None:
+    """max(longest task, total work / workers), per-item medians over repeats."""
+    if not item_seconds or not item_seconds[0]:
+        return None
+    per_item = [statistics.median(values) for values in zip(*item_seconds, strict=True)]
+    return max(max(per_item), sum(per_item) / workers)
+
+
+def _r(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def summarize(
+    results: dict[tuple[str, int, str], list[Measurement | str]],
+    dataset_bytes: dict[str, int],
+) -> list[dict[str, Any]]:
+    """One row per (workload, workers, backend): medians, ratios, efficiency, bytes."""
+    rows: list[dict[str, Any]] = []
+    for (workload, workers, backend), runs in results.items():
+        ok = [m for m in runs if isinstance(m, Measurement)]
+        errors = [e for e in runs if isinstance(e, str)]
+        row: dict[str, Any] = dict.fromkeys(COLUMNS)
+        row.update(workload=workload, workers=workers, backend=backend, repeats=len(ok))
+        row["error"] = errors[0] if errors else ""
+        if ok:
+            walls = [m.wall for m in ok]
+            row["n_tasks"] = ok[0].n_tasks
+            row["wall_median_s"] = _r(statistics.median(walls))
+            row["wall_min_s"] = _r(min(walls))
+            row["wall_max_s"] = _r(max(walls))
+            submits = [m.submit for m in ok if m.submit is not None]
+            row["submit_median_s"] = _r(statistics.median(submits)) if submits else None
+            row["startup_median_s"] = _r(statistics.median(m.startup for m in ok))
+            row["tasks_per_s"] = _r(ok[0].n_tasks / statistics.median(walls), 1)
+            sent = [m.bytes_to_workers for m in ok if m.bytes_to_workers is not None]
+            row["bytes_per_task"] = int(statistics.median(sent) / ok[0].n_tasks) if sent else None
+            loads = [m.first_loads for m in ok if m.first_loads is not None]
+            row["first_loads"] = max(loads) if loads else None
+            row["_item_seconds"] = [m.item_seconds for m in ok if m.item_seconds]
+            row["flow_run_ids"] = [m.flow_run_id for m in ok if m.flow_run_id]
+        rows.append(row)
+    _add_relative(rows)
+    for row in rows:
+        row.pop("_item_seconds", None)
+    return rows
+
+
+def _add_relative(rows: list[dict[str, Any]]) -> None:
+    index = {(r["workload"], r["workers"], r["backend"]): r for r in rows}
+    for row in rows:
+        key = (row["workload"], row["workers"])
+        raw = index.get((*key, "raw-dask"))
+        seq = index.get((*key, "sequential"))
+        if raw and raw.get("tasks_per_s") and row.get("tasks_per_s"):
+            row["ratio_to_raw_dask"] = _r(raw["tasks_per_s"] / row["tasks_per_s"])
+        bound = critical_path_bound(seq.get("_item_seconds") or [], row["workers"]) if seq else None
+        # A bound under 50 ms (near-empty tasks) says nothing about scheduling.
+        if bound and bound > 0.05 and row.get("wall_median_s") and row["backend"] != "sequential":
+            row["bound_s"] = _r(bound)
+            row["efficiency"] = _r(bound / row["wall_median_s"])
+
+
+def goals(rows: list[dict[str, Any]], dataset_bytes: dict[str, int]) -> list[Goal]:
+    """The issue's goals, judged on the project's runner at 2 workers (or the nearest count)."""
+    counts = sorted({r["workers"] for r in rows})
+    workers = min(counts, key=lambda w: abs(w - GOAL_WORKERS)) if counts else GOAL_WORKERS
+    index = {(r["workload"], r["backend"]): r for r in rows if r["workers"] == workers}
+    at = f" ({workers} workers)"
+
+    def row(workload: str, backend: str = PROJECT_RUNNER) -> dict[str, Any] | None:
+        found = index.get((workload, backend))
+        return found if found and found.get("wall_median_s") is not None else None
+
+    out: list[Goal] = []
+    for workload in ("seed", "grid"):
+        mine, stock = row(workload), row(workload, "prefect-dask-stock")
+        ratio = mine.get("ratio_to_raw_dask") if mine else None
+        stock_ratio = stock.get("ratio_to_raw_dask") if stock else None
+        out.append(
+            Goal(
+                f"{workload}: Prefect-on-Dask vs raw Dask{at}",
+                f"<= {GOAL_RATIO:.2f}x",
+                "not measured"
+                if ratio is None
+                else f"{ratio:.2f}x (stock DaskTaskRunner: "
+                + (f"{stock_ratio:.2f}x)" if stock_ratio else "not run)"),
+                None if ratio is None else ratio <= GOAL_RATIO,
+            )
+        )
+    effs = {w: (row(w) or {}).get("efficiency") for w in ("seed", "grid")}
+    effs = {w: e for w, e in effs.items() if e is not None}
+    raw_effs = {w: (row(w, "raw-dask") or {}).get("efficiency") for w in effs}
+    out.append(
+        Goal(
+            f"parallel efficiency of Prefect-on-Dask vs critical-path bound{at}",
+            f">= {GOAL_EFFICIENCY:.2f}",
+            ", ".join(f"{w} {e:.2f} (raw Dask {raw_effs[w] or 0:.2f})" for w, e in effs.items())
+            or "not measured",
+            min(effs.values()) >= GOAL_EFFICIENCY if effs else None,
+        )
+    )
+    big = row("bigdata")
+    if big and big.get("bytes_per_task") is not None:
+        size = dataset_bytes.get("bigdata", 0)
+        ok = (big["first_loads"] or 0) <= workers and big["bytes_per_task"] < 0.01 * size
+        measured = (
+            f"{big['bytes_per_task']:,} B/task sent to workers for a {size / 1e6:.0f} MB dataset; "
+            f"{big['first_loads']} loads during the timed run (each worker loads once, at warm-up)"
+        )
+    else:
+        ok, measured = None, "not measured"
+    out.append(Goal(f"bigdata: dataset shipped once per worker{at}", "not per task", measured, ok))
+    tiny, stock = row("tiny"), row("tiny", "prefect-dask-stock")
+    tps = tiny.get("tasks_per_s") if tiny else None
+    out.append(
+        Goal(
+            f"tiny: tasks/s through the Dask runner{at}",
+            f">= {GOAL_TINY_TPS:.0f}",
+            "not measured"
+            if tps is None
+            else f"{tps:.0f} tasks/s (stock DaskTaskRunner {(stock or {}).get('tasks_per_s')}, "
+            f"raw Dask {(row('tiny', 'raw-dask') or {}).get('tasks_per_s')}, "
+            f"threads {(row('tiny', 'prefect-threads') or {}).get('tasks_per_s')})",
+            None if tps is None else tps >= GOAL_TINY_TPS,
+        )
+    )
+    return out
+
+
+# Environment ---------------------------------------------------------------------------
+
+
+def git_commit(root: Path) -> str:
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{sha}{'+dirty' if dirty else ''}"
+
+
+def machine(root: Path) -> dict[str, Any]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    return {
+        "cores": os.cpu_count(),
+        "cores_available": affinity,
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "python": sys.version.split()[0],
+        "versions": versions,
+        "git_commit": git_commit(root),
+    }
+
+
+# Text ----------------------------------------------------------------------------------
+
+TEXT_COLUMNS = (
+    ("workload", "workload"),
+    ("w", "workers"),
+    ("backend", "backend"),
+    ("tasks", "n_tasks"),
+    ("median s", "wall_median_s"),
+    ("min", "wall_min_s"),
+    ("max", "wall_max_s"),
+    ("submit s", "submit_median_s"),
+    ("startup s", "startup_median_s"),
+    ("tasks/s", "tasks_per_s"),
+    ("x raw", "ratio_to_raw_dask"),
+    ("eff", "efficiency"),
+    ("B/task", "bytes_per_task"),
+)
+
+
+def _cell(value: Any) -> str:
+    if value is None or value == "":
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
+    return str(value)
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    head = "| " + " | ".join(h for h, _ in TEXT_COLUMNS) + " |"
+    rule = "|" + "---|" * len(TEXT_COLUMNS)
+    body = [
+        "| "
+        + " | ".join(_cell(r.get(k)) for _, k in TEXT_COLUMNS)
+        + " |"
+        + (f" error: {r['error']}" if r.get("error") else "")
+        for r in rows
+    ]
+    return "\n".join([head, rule, *body])
+
+
+def text_table(rows: list[dict[str, Any]]) -> str:
+    cells = [[h for h, _ in TEXT_COLUMNS]] + [
+        [_cell(r.get(k)) for _, k in TEXT_COLUMNS] for r in rows
+    ]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(TEXT_COLUMNS))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
+    errors = [f"  {r['workload']}/{r['backend']}: {r['error']}" for r in rows if r.get("error")]
+    return "\n".join(lines + (["errors:", *errors] if errors else []))
+
+
+def summary_markdown(report: dict[str, Any]) -> str:
+    meta = report["machine"]
+    versions = ", ".join(f"{k} {v}" for k, v in meta["versions"].items() if v)
+    goal_lines = "\n".join(f"- {g['line']}" for g in report["goals"])
+    startup = report["startup"]
+    clusters = ", ".join(f"{w} workers {s:.1f} s" for w, s in startup["cluster_s"].items())
+    return (
+        f"# Benchmark: {', '.join(report['args']['workloads'])}\n\n"
+        f"{meta['cores']} cores ({meta['processor']}, {meta['platform']}), Python "
+        f"{meta['python']}; {versions}; commit `{meta['git_commit']}`.\n\n"
+        f"## Goals\n\n{goal_lines}\n\n"
+        f"## Startup (outside every wall below)\n\n"
+        f"Prefect server: {startup['server_s']:.1f} s "
+        f"({'started' if startup['server_started'] else 'reused'}); "
+        f"warm LocalCluster: {clusters}.\n\n"
+        f"## Medians over {report['args']['repeats']} repeat(s)\n\n"
+        f"{markdown_table(report['rows'])}\n\n"
+        "`x raw`: time per task relative to raw Dask `client.map` on the same warm cluster "
+        "(1.00 = no overhead). `eff`: critical-path bound max(longest task, total work / "
+        "workers) over the median wall. `B/task`: bytes the scheduler sent to workers per "
+        "task.\n"
+    )
+
+
+# Files and artifacts -------------------------------------------------------------------
+
+
+def write_files(report: dict[str, Any], out: Path, stamp: str) -> dict[str, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "json": out / f"bench-{stamp}.json",
+        "csv": out / f"bench-{stamp}.csv",
+        "html": out / f"bench-{stamp}.html",
+    }
+    paths["json"].write_text(json.dumps(report, indent=2, default=str))
+    with open(paths["csv"], "w", newline="") as handle:
+        meta = report["machine"]
+        writer = csv.DictWriter(
+            handle,
+            fieldnames=[*COLUMNS, "cores", "git_commit", "prefect", "distributed"],
+            extrasaction="ignore",
+        )
+        writer.writeheader()
+        for row in report["rows"]:
+            writer.writerow(
+                {
+                    **row,
+                    "cores": meta["cores"],
+                    "git_commit": meta["git_commit"],
+                    "prefect": meta["versions"]["prefect"],
+                    "distributed": meta["versions"]["distributed"],
+                }
+            )
+    chart(report["rows"], paths["html"])
+    return paths
+
+
+def chart(rows: list[dict[str, Any]], path: Path) -> None:
+    """Per workload: median wall against workers (the scaling curve), one line per backend."""
+    from bokeh.io import save
+    from bokeh.layouts import gridplot
+    from bokeh.models import HoverTool
+    from bokeh.palettes import Category10_10
+    from bokeh.plotting import figure
+    from bokeh.resources import INLINE
+
+    plots = []
+    for workload in dict.fromkeys(r["workload"] for r in rows):
+        mine = [r for r in rows if r["workload"] == workload and r["wall_median_s"] is not None]
+        plot = figure(
+            title=f"{workload}: median wall (s) by workers",
+            x_axis_label="workers",
+            y_axis_label="seconds",
+            width=520,
+            height=340,
+            tools="pan,wheel_zoom,reset,save",
+        )
+        for color, backend in zip(
+            Category10_10, dict.fromkeys(r["backend"] for r in mine), strict=False
+        ):
+            points = sorted(
+                (r["workers"], r["wall_median_s"]) for r in mine if r["backend"] == backend
+            )
+            xs, ys = [p[0] for p in points], [p[1] for p in points]
+            plot.line(xs, ys, color=color, legend_label=backend, line_width=2)
+            plot.scatter(xs, ys, color=color, legend_label=backend, size=7)
+        plot.add_tools(HoverTool(tooltips=[("workers", "@x"), ("wall s", "@y")]))
+        plot.legend.label_text_font_size = "8pt"
+        plot.legend.click_policy = "hide"
+        plots.append(plot)
+    save(gridplot(plots, ncols=2), filename=str(path), resources=INLINE, title="benchmarks")
+
+
+def publish(report: dict[str, Any], paths: dict[str, Path]) -> None:
+    """Table, summary and chart link as Prefect artifacts under stable keys (history per key)."""
+    from prefect.artifacts import (
+        create_link_artifact,
+        create_markdown_artifact,
+        create_table_artifact,
+    )
+
+    create_table_artifact(
+        table=[{k: ("" if row[k] is None else row[k]) for k in COLUMNS} for row in report["rows"]],
+        key=TABLE_KEY,
+        description="Benchmark medians: every backend side by side on the same workloads.",
+    )
+    create_markdown_artifact(
+        markdown=summary_markdown(report)
+        + f"\nFiles: `{paths['json']}`, `{paths['csv']}`, chart `{paths['html']}`\n",
+        key=SUMMARY_KEY,
+        description="Benchmark ratios and goal lines (pass/fail).",
+    )
+    create_link_artifact(
+        link=paths["html"].resolve().as_uri(),
+        link_text="Benchmark chart (bokeh HTML)",
+        key=CHART_KEY,
+        description="Scaling curves: median wall by workers for each backend.",
+    )

@@ -1,0 +1,221 @@
+"""A ``DaskTaskRunner`` whose per-task cost does not grow with Prefect's settings tree.
+
+Stock prefect-dask 0.3.7 pays, for every task, work that is identical for the whole run:
+
+* flow side, ~45 ms per ``submit``: ``prefect.context.serialize_context`` dumps the whole
+  settings tree through pydantic (~80%), then Dask tokenizes it (``pure=True``, ~10%);
+* worker side, ~70 ms per task: ``hydrated_context`` rebuilds ``SettingsContext`` from that
+  dump (pydantic-settings re-reads environment, .env and TOML for every settings group)
+  and Prefect opens two fresh API clients (one SSL context each).
+
+This runner keeps everything else stock: each task still runs through Prefect's own task
+engine on the worker and records its task run, states and logs on the server. It only
+
+* serializes and pickles the run's context once per run (again when a context object
+  changes: a new flow run, parent task, tags or settings) and ships it as opaque bytes;
+* on each worker, unpickles it and validates its ``SettingsContext`` once per run, and
+  keeps one open API client per worker thread;
+* builds the small per-task asset context (task + inputs) fresh for every task;
+* submits with ``pure=False`` (every task run is unique) under the key
+  ``<task name>-<task run id>``, with a Dask priority that falls with submission order,
+  so the order the flow submits in (longest fits first) is the order workers start them.
+
+    from flows.fast_dask import FastDaskTaskRunner
+    with FastDaskTaskRunner(address="tcp://127.0.0.1:8786") as runner:
+        future = runner.submit(my_task, {"x": 1})
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import threading
+from collections.abc import Iterable
+from typing import Any
+from uuid import uuid4
+
+import distributed
+from prefect.client.schemas.objects import RunInput
+from prefect.context import (
+    AssetContext,
+    EngineContext,
+    SettingsContext,
+    TagsContext,
+    TaskRunContext,
+    _deployment_id,
+    _deployment_parameters,
+    serialize_context,
+)
+from prefect.tasks import Task
+from prefect.utilities.engine import collect_task_run_inputs_sync
+from prefect_dask import DaskTaskRunner
+from prefect_dask.task_runners import PrefectDaskFuture
+
+# Worker side ---------------------------------------------------------------------------
+
+_RUN_CONTEXTS: dict[str, tuple[dict[str, Any], Any]] = {}
+_RUN_CONTEXTS_KEPT = 4
+_RUN_CONTEXTS_LOCK = threading.Lock()
+_THREAD = threading.local()
+
+
+def _run_context(key: str, blob: bytes) -> tuple[dict[str, Any], Any]:
+    """The run's context and its ``SettingsContext``, unpickled and validated once per process.
+
+    Rebuilding ``SettingsContext`` from its dump re-runs pydantic-settings over every
+    settings group (environment, .env and TOML sources): ~70 ms per task on stock
+    prefect-dask, identical for every task of the run.
+    """
+    with _RUN_CONTEXTS_LOCK:
+        if key not in _RUN_CONTEXTS:
+            import cloudpickle
+
+            context = cloudpickle.loads(blob)
+            settings = context.pop("settings_context", None)
+            while len(_RUN_CONTEXTS) >= _RUN_CONTEXTS_KEPT:
+                _RUN_CONTEXTS.pop(next(iter(_RUN_CONTEXTS)))
+            _RUN_CONTEXTS[key] = (context, SettingsContext(**settings) if settings else None)
+        return _RUN_CONTEXTS[key]
+
+
+def _client_context(key: str) -> Any:
+    """This thread's open ``SyncClientContext`` for the run's settings, made once.
+
+    Prefect otherwise builds two API clients per task (one SSL context each, ~20 ms);
+    a client per worker thread also keeps its HTTP connection alive between tasks.
+    """
+    from prefect.context import SyncClientContext
+
+    clients = getattr(_THREAD, "clients", None)
+    if clients is None:
+        clients = _THREAD.clients = {}
+    if key not in clients:
+        while len(clients) >= _RUN_CONTEXTS_KEPT:  # an old run's client: close it
+            clients.pop(next(iter(clients))).client.__exit__(None, None, None)
+        context = SyncClientContext()
+        context.client.__enter__()
+        context.client.raise_for_api_version_mismatch_once()
+        clients[key] = context
+    return clients[key]
+
+
+def run_prefect_task(
+    task: Task, context_key: str, context_blob: bytes, asset_context: dict, **run_task_kwargs: Any
+) -> Any:
+    """Run ``task`` through Prefect's own task engine inside the run's cached context."""
+    from prefect.context import SyncClientContext
+    from prefect.task_engine import run_task_async, run_task_sync
+
+    base, settings = _run_context(context_key, context_blob)
+    context = {**base, "asset_context": asset_context}
+    with contextlib.ExitStack() as stack:
+        if settings is not None:
+            stack.enter_context(settings.model_copy())
+        if not task.isasync:
+            # Set (not enter) the thread's open client context: the engine's
+            # get_or_create() and hydrated_context() then reuse its client.
+            token = SyncClientContext.__var__.set(_client_context(context_key))
+            stack.callback(SyncClientContext.__var__.reset, token)
+            return run_task_sync(task=task, context=context, **run_task_kwargs)
+        return asyncio.run(run_task_async(task=task, context=context, **run_task_kwargs))
+
+
+# Flow side -----------------------------------------------------------------------------
+
+
+class _ContextCache:
+    """The run context, serialized and pickled only when a context object changes identity."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sources: tuple[Any, ...] | None = None
+        self._packed: tuple[str, bytes] = ("", b"")
+
+    @staticmethod
+    def _current() -> tuple[Any, ...]:
+        # TagsContext.get() builds a fresh empty context when none is set, so tags are
+        # compared by value; the other contexts are the same objects for a whole run.
+        return (
+            EngineContext.get(),
+            TaskRunContext.get(),
+            SettingsContext.get(),
+            _deployment_parameters.get(),
+            frozenset(TagsContext.get().current_tags),
+            _deployment_id.get(),
+        )
+
+    def get(self) -> tuple[str, bytes]:
+        """``(key, pickled context)``; the key names the context in worker caches."""
+        current = self._current()
+        with self._lock:
+            same = (
+                self._sources is not None
+                and all(a is b for a, b in zip(current[:4], self._sources[:4], strict=True))
+                and current[4:] == self._sources[4:]
+            )
+            if not same:
+                import cloudpickle
+
+                context = serialize_context()
+                context.pop("asset_context", None)
+                # Holding the objects keeps their ids from being reused while cached.
+                self._packed = (uuid4().hex, cloudpickle.dumps(context))
+                self._sources = current
+            return self._packed
+
+
+class FastDaskTaskRunner(DaskTaskRunner):
+    """``DaskTaskRunner`` with the run context serialized once per run and ``pure=False``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._context = _ContextCache()
+        self._order = itertools.count()
+
+    def submit(
+        self,
+        task: Task,
+        parameters: dict[str, Any],
+        wait_for: Iterable[PrefectDaskFuture[Any]] | None = None,
+        dependencies: dict[str, set[RunInput]] | None = None,
+    ) -> PrefectDaskFuture[Any]:
+        if not self._started:
+            raise RuntimeError("The task runner must be started before submitting work.")
+        parameters = self._optimize_futures(parameters)
+        wait_for = self._optimize_futures(wait_for) if wait_for else None
+        task_run_id = uuid4()
+        inputs = {
+            name: collect_task_run_inputs_sync(value, future_cls=distributed.Future)
+            for name, value in parameters.items()
+        }
+        if dependencies:
+            inputs = {
+                name: found.union(dependencies.get(name, set())) for name, found in inputs.items()
+            }
+        context_key, context_blob = self._context.get()
+        asset_context = AssetContext.from_task_and_inputs(
+            task=task, task_run_id=task_run_id, task_inputs=inputs, copy_to_child_ctx=True
+        ).serialize()
+        # distributed.Client.submit, not PrefectDaskClient.submit: that one would
+        # serialize the whole context again for this task.
+        future = distributed.Client.submit(
+            self.client,
+            run_prefect_task,
+            task,
+            context_key,
+            context_blob,
+            asset_context,
+            key=f"{task.name}-{task_run_id}",
+            pure=False,
+            priority=-next(self._order),
+            task_run_id=task_run_id,
+            parameters=parameters,
+            wait_for=wait_for,
+            dependencies=inputs,
+            return_type="state",
+        )
+        return PrefectDaskFuture(wrapped_future=future, task_run_id=task_run_id)
+
+
+__all__ = ["FastDaskTaskRunner", "run_prefect_task"]

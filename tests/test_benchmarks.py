@@ -1,0 +1,172 @@
+"""``benchmarks/compare.py --quick`` for real: files, artifacts, goal lines, task runs.
+
+Behaviour only: no speed thresholds (the goals are reported, pass or fail, not asserted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import time
+from pathlib import Path
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter
+
+from benchmarks.report import CHART_KEY, COLUMNS, SUMMARY_KEY, TABLE_KEY
+
+EXPECTED = {
+    "seed": {"sequential", "prefect-threads", "prefect-dask", "raw-dask", "joblib", "joblib-dask"},
+    "grid": {
+        "sequential",
+        "prefect-threads",
+        "prefect-dask",
+        "raw-dask",
+        "sklearn-gridsearch",
+        "sklearn-gridsearch-dask",
+    },
+    "tiny": {
+        "sequential",
+        "prefect-threads",
+        "prefect-dask-own",
+        "prefect-dask-stock",
+        "prefect-dask",
+        "raw-dask",
+        "joblib",
+        "joblib-dask",
+    },
+    "bigdata": {
+        "sequential",
+        "prefect-threads",
+        "prefect-dask",
+        "raw-dask",
+        "joblib",
+        "joblib-dask",
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def quick(prefect_api, tmp_path_factory):
+    """One quick suite run, shared by the tests below."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("bench")
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "compare.py"), "--quick", "--out", str(out)],
+        cwd=out,
+        env={**os.environ, "PREFECT_API_URL": prefect_api},
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (report_path,) = out.glob("bench-*.json")
+    return proc, json.loads(report_path.read_text()), out
+
+
+def _read(coro_fn):
+    async def run():
+        async with get_client() as client:
+            return await coro_fn(client)
+
+    return asyncio.run(run())
+
+
+def test_every_backend_measured_without_errors(quick):
+    _, report, _ = quick
+    seen: dict[str, set[str]] = {}
+    for row in report["rows"]:
+        assert set(COLUMNS) <= set(row)
+        assert row["error"] == "", row
+        assert row["workers"] == report["args"]["workers"][0]
+        assert row["wall_median_s"] >= 0 and row["n_tasks"] > 0
+        seen.setdefault(row["workload"], set()).add(row["backend"])
+    assert seen == EXPECTED
+    raw = {r["workload"]: r for r in report["rows"] if r["backend"] == "raw-dask"}
+    assert all(r["ratio_to_raw_dask"] == 1.0 for r in raw.values())
+    assert raw["seed"]["efficiency"] is not None and raw["tiny"]["efficiency"] is None
+    assert raw["bigdata"]["bytes_per_task"] > 0
+
+
+def test_report_names_the_machine_and_startup(quick):
+    _, report, _ = quick
+    machine = report["machine"]
+    assert machine["cores"] >= 1 and machine["versions"]["prefect"].startswith("3.")
+    assert machine["git_commit"]
+    assert report["startup"]["cluster_s"] and report["startup"]["server_s"] >= 0
+
+
+def test_goal_lines_printed_with_verdicts(quick):
+    proc, report, _ = quick
+    names = [g["name"] for g in report["goals"]]
+    assert [n.split(":")[0] for n in names] == [
+        "seed",
+        "grid",
+        "parallel efficiency of Prefect-on-Dask vs critical-path bound (2 workers)",
+        "bigdata",
+        "tiny",
+    ]
+    for goal in report["goals"]:
+        assert goal["verdict"] in ("PASS", "FAIL")
+        assert goal["line"] in proc.stdout
+    # bigdata sends handles, not the dataset: no per-task reload on the workers.
+    big = next(g for g in report["goals"] if g["name"].startswith("bigdata"))
+    assert big["passed"] is True
+
+
+def test_csv_and_chart_written(quick):
+    _, report, out = quick
+    with open(report["files"]["csv"]) as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == len(report["rows"])
+    assert set(COLUMNS) <= set(rows[0])
+    html = Path(report["files"]["html"]).read_text()
+    assert "Bokeh" in html and "tiny" in html
+    assert Path(report["files"]["json"]).parent == out
+
+
+def test_artifacts_on_the_suite_flow_run(quick):
+    _, report, _ = quick
+    artifacts = _read(
+        lambda c: c.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=[TABLE_KEY, SUMMARY_KEY, CHART_KEY])
+            ),
+            flow_run_filter=FlowRunFilter(id={"any_": [report["flow_run_id"]]}),
+        )
+    )
+    by_key = {a.key: a for a in artifacts}
+    assert set(by_key) == {TABLE_KEY, SUMMARY_KEY, CHART_KEY}
+    table = by_key[TABLE_KEY].data
+    table = json.loads(table) if isinstance(table, str) else table
+    assert len(table) == len(report["rows"])
+    assert "[PASS]" in by_key[SUMMARY_KEY].data or "[FAIL]" in by_key[SUMMARY_KEY].data
+    assert "file://" in by_key[CHART_KEY].data and ".html" in by_key[CHART_KEY].data
+
+
+def test_prefect_dask_task_runs_recorded(quick):
+    """The fast runner keeps task-level records: one completed task run per item."""
+    _, report, _ = quick
+    row = next(
+        r for r in report["rows"] if r["workload"] == "tiny" and r["backend"] == "prefect-dask"
+    )
+    (flow_run_id,) = row["flow_run_ids"]
+    deadline = time.monotonic() + 30
+    while True:
+        runs = _read(
+            lambda c: c.read_task_runs(
+                flow_run_filter=FlowRunFilter(id={"any_": [flow_run_id]}), limit=200
+            )
+        )
+        completed = [r for r in runs if r.state and r.state.is_completed()]
+        if len(completed) == row["n_tasks"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert len(completed) == row["n_tasks"]
+    assert {r.name for r in runs} == {f"noop-{i}" for i in range(row["n_tasks"])}

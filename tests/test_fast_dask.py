@@ -1,0 +1,78 @@
+"""The fast Dask runner keeps Prefect's task-level records: read them back from the API."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from distributed import LocalCluster
+from prefect import flow, tags, task
+from prefect.cache_policies import NO_CACHE
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter
+from prefect.runtime import flow_run
+
+from flows.fast_dask import FastDaskTaskRunner
+from flows.runners import build_task_runner
+
+N_TASKS = 12
+
+
+@task(name="square", task_run_name="square-{x}", cache_policy=NO_CACHE, persist_result=False)
+def square(x: int) -> int:
+    return x * x
+
+
+@flow(name="fast-dask-probe")
+def probe(address: str) -> tuple[str, list[int]]:
+    with FastDaskTaskRunner(address=address) as runner, tags("probe"):
+        futures = [runner.submit(square, {"x": x}) for x in range(N_TASKS)]
+        # A task that depends on another: futures still resolve across the fast path.
+        total = runner.submit(square, {"x": futures[3]})
+        results = [f.result(timeout=60) for f in futures] + [total.result(timeout=60)]
+    return str(flow_run.id), results
+
+
+@pytest.fixture(scope="module")
+def cluster(prefect_api):
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=":0"
+    ) as cluster:
+        yield cluster
+
+
+def read_task_runs(flow_run_id: str, expected: int, timeout: float = 30.0):
+    """Task runs reach the server through events: poll until all are there and final."""
+
+    async def read():
+        async with get_client() as client:
+            return await client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id={"any_": [flow_run_id]})
+            )
+
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = asyncio.run(read())
+        done = [r for r in runs if r.state and r.state.is_completed()]
+        if len(done) >= expected or time.monotonic() > deadline:
+            return runs
+        time.sleep(0.5)
+
+
+def test_results_and_task_runs_recorded_on_the_server(cluster):
+    flow_run_id, results = probe(cluster.scheduler_address)
+    assert results == [x * x for x in range(N_TASKS)] + [81]
+    runs = read_task_runs(flow_run_id, N_TASKS + 1)
+    assert len(runs) == N_TASKS + 1
+    assert all(r.state.is_completed() for r in runs)
+    assert {r.name for r in runs} >= {f"square-{x}" for x in range(N_TASKS)}
+    assert all("probe" in r.tags for r in runs)
+
+
+def test_runners_builds_fast_runner_unless_stock_asked():
+    from prefect_dask import DaskTaskRunner
+
+    assert isinstance(build_task_runner("dask", address="127.0.0.1:1"), FastDaskTaskRunner)
+    stock = build_task_runner("dask", address="127.0.0.1:1", stock_dask=True)
+    assert type(stock) is DaskTaskRunner
