@@ -48,9 +48,9 @@ def prefect_api() -> str:
         with temporary_settings({PREFECT_API_URL: server.api_url}):
             yield server.api_url
     finally:
-        from prefect.logging.handlers import APILogHandler
+        from prefect.logging.handlers import APILogWorker
 
-        APILogHandler.flush()  # send batched logs while the server is still up
+        APILogWorker.drain_all(timeout=5)  # send batched logs while the server is still up
         stop_server(_HOME)
         os.environ.pop("PREFECT_API_URL", None)
         shutil.rmtree(_HOME, ignore_errors=True)
