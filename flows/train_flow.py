@@ -18,6 +18,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.client.orchestration import get_client
 from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
+from prefect.utilities.urls import url_for
 
 from flows import artifacts
 from flows.model_store import MODEL_DIR, default_storage, save_model
@@ -215,7 +216,7 @@ def train_flow(
     )
     summary: dict[str, Any] = {
         "flow_run_id": run_id,
-        "flow_run_url": flow_run.ui_url,
+        "flow_run_url": url_for("flow-run", obj_id=run_id),  # the UI route the engine logs
         "dashboard_url": dashboard,
         "performance_report": str(report) if report and report.is_file() else None,
         "runner": runner,
