@@ -14,6 +14,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
+from prefect.utilities.urls import url_for
 
 from benchmarks import report as rep
 from benchmarks.backends import Env, Measurement, applies, measure
@@ -93,7 +94,7 @@ def benchmark_suite(
     report: dict[str, Any] = {
         "stamp": stamp,
         "flow_run_id": str(flow_run.id),
-        "flow_run_url": flow_run.ui_url,
+        "flow_run_url": url_for("flow-run", obj_id=str(flow_run.id)),
         "machine": rep.machine(ROOT),
         "args": {
             "workloads": workloads,
