@@ -89,6 +89,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="skip the per-run Dask performance report (HTML next to the model)",
     )
     parser.add_argument(
+        "--no-cache",
+        dest="cache",
+        action="store_false",
+        help="train every model afresh and persist no per-fit results (by default finished "
+        "fits are cached, so a re-run after a crash trains only what is missing)",
+    )
+    parser.add_argument(
         "--workers", type=int, help="threads or Dask worker processes (default: one per core)"
     )
     parser.add_argument("--cv", type=int, default=0, help="k-fold cross-validation (0: off)")
@@ -195,6 +202,12 @@ def render(summary: dict) -> str:
         f"start {timings['runner_start_seconds']:.2f} s, train {timings['train_seconds']:.2f} s",
         f"flow run     {summary['flow_run_url']}",
     ]
+    cache = summary.get("cache") or {}
+    if cache.get("enabled"):
+        lines.append(
+            f"cache        reused {cache['reused']} of {cache['fits']} fits from cache "
+            f"({cache['path']}; --no-cache to retrain all)"
+        )
     if summary.get("dashboard_url"):
         lines.append(f"dashboard    {summary['dashboard_url']} (live while the cluster runs)")
     if summary.get("performance_report"):
@@ -244,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
             tls_key=args.tls_key,
             upload_code=args.upload_code,
             performance_report=args.performance_report,
+            cache=args.cache,
             return_state=True,
         )
     if not state.is_completed():

@@ -22,7 +22,7 @@ from prefect.runtime import flow_run
 from flows import artifacts
 from flows.model_store import MODEL_DIR, default_storage, save_model
 from flows.runners import RunnerName, build_task_runner, dask_client, describe_cluster
-from flows.tasks import train_model
+from flows.tasks import NO_FIT_CACHE, train_model
 from flows.workers import flush_worker_logs, prepare_workers
 from ml.data import DatasetRef, prepare
 from ml.evaluate import TrainReport, rank
@@ -66,17 +66,34 @@ def report_failure(flow, flow_run, state) -> None:
 
 
 REPORT_NAME = "dask-performance-report.html"
+CACHE_DIR = "fit-cache"
+
+
+def fit_task(cache: bool, storage_root: Path):
+    """``train_model`` persisting each fit under ``storage_root/fit-cache`` (or not at all).
+
+    The cache lives beside the models, in local storage every process of a local run
+    can read; with ``cache=False`` nothing is written or looked up (benchmarks).
+    """
+    if not cache:
+        return train_model.with_options(**NO_FIT_CACHE)
+    # A Path, not an unsaved LocalFileSystem block: Prefect turns it into local storage
+    # in each process without registering a block on the server.
+    return train_model.with_options(result_storage=storage_root / CACHE_DIR)
 
 
 def gather(
     futures: dict[PrefectFuture, str], logger: Any
-) -> tuple[list[TrainReport], dict[str, str]]:
+) -> tuple[list[TrainReport], dict[str, str], int]:
     """Collect results as they finish, logging a progress line for each.
 
-    A model that raises becomes a failed row, not a failed comparison.
+    A model that raises becomes a failed row, not a failed comparison. Returns the
+    reports, the failures and how many results came from the fit cache (task runs
+    whose final state is Prefect's ``Cached``).
     """
     reports: list[TrainReport] = []
     failures: dict[str, str] = {}
+    reused = 0
     total = len(futures)
     for done, future in enumerate(as_completed(list(futures)), start=1):
         name = futures[future]
@@ -87,11 +104,14 @@ def gather(
             logger.warning(f"[{done}/{total}] {name:<7} FAILED {failures[name]}")
             continue
         reports.append(report)
+        cached = future.state.name == "Cached"
+        reused += cached
         logger.info(
             f"[{done}/{total}] {name:<7} f1={report.f1_macro:.4f} "
             f"acc={report.accuracy:.4f} fit={report.fit_seconds:.2f}s"
+            + (" (cached)" if cached else "")
         )
-    return reports, failures
+    return reports, failures, reused
 
 
 def comparison_rows(ranked: list[TrainReport], failures: dict[str, str]) -> list[dict[str, Any]]:
@@ -144,6 +164,7 @@ def train_flow(
     tls_key: str | None = None,
     upload_code: bool = False,
     performance_report: bool = True,
+    cache: bool = True,
 ) -> dict[str, Any]:
     """Train ``models`` on ``dataset`` with ``runner``, publish the comparison, persist the best.
 
@@ -155,6 +176,10 @@ def train_flow(
     scheduler at ``address`` (TLS with ``tls_*`` PEM paths) or the cluster a YAML
     ``cluster_config`` names; ``upload_code`` ships the project to workers that lack it.
     Each Dask run saves its performance report next to the run's model.
+
+    With ``cache`` (default) every finished fit is persisted and a re-run with the same
+    data and parameters reuses it (a run killed half-way resumes); ``cache=False``
+    trains everything and writes nothing per fit.
 
     Returns a JSON-able summary: rows, best model, where it is stored, URLs, timings.
     """
@@ -195,15 +220,18 @@ def train_flow(
         ready = time.perf_counter()
         if dashboard:
             logger.info(f"Dask dashboard: {dashboard}")
+        task = fit_task(cache, storage_root)
         futures = {
             task_runner.submit(
-                train_model,
+                task,
                 {"model": name, "data": data, "seed": seed, "cv": cv, "limit": limit},
             ): name
             for name in by_cost(names)
         }
-        reports, failures = gather(futures, logger)
+        reports, failures, reused = gather(futures, logger)
         trained = time.perf_counter()
+        if cache:
+            logger.info(f"reused {reused} of {len(futures)} fits from cache")
         if client is not None:
             flush_worker_logs(client)
     check_failures(failures, len(reports), max_failures)
@@ -223,6 +251,12 @@ def train_flow(
         "metric": metric,
         "dataset": {k: getattr(data, k) for k in ("source", "n_rows", "n_features", "n_classes")},
         "rows": comparison_rows(ranked, failures),
+        "cache": {
+            "enabled": cache,
+            "reused": reused,
+            "fits": len(names),
+            "path": str(storage_root / CACHE_DIR) if cache else None,
+        },
         "best": best.row(),
         "model": {
             "record_path": str(stored.record_path),

@@ -1,0 +1,154 @@
+"""Faults provoked for real: SIGKILLed flow and worker processes, Ctrl-C.
+
+Every test starts real processes (the CLI, ``dask scheduler``/``dask worker``) and sends
+real signals; nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter
+
+from flows.train_flow import CACHE_DIR, train_flow
+from tests.dask_procs import dask_cluster
+
+SLOW_DATA = "synthetic:n_samples=8000,n_features=30"
+REUSED = re.compile(r"reused (\d+) of (\d+) fits from cache")
+
+
+def wait_for(condition, timeout: float, what: str, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def task_runs(flow_run_id: str):
+    async def read():
+        async with get_client() as client:
+            return await client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id={"any_": [flow_run_id]})
+            )
+
+    return asyncio.run(read())
+
+
+def cached_fits(storage: Path) -> list[Path]:
+    folder = storage / CACHE_DIR
+    return [p for p in folder.iterdir() if p.is_file()] if folder.is_dir() else []
+
+
+@pytest.mark.slow
+def test_a_killed_flow_resumes_from_its_finished_fits(start_cli, run_cli, tmp_path):
+    """SIGKILL the flow process after some fits finished: the re-run trains only the rest."""
+    storage = tmp_path / "storage"
+    models = "gb,rf,et,svc,mlp,logreg,knn,nb"
+    args = ["--runner", "threads", "--workers", "1", "--dataset", SLOW_DATA]
+    args += ["--models", models, "--storage", str(storage)]
+    process = start_cli("flows/train.py", *args, name="killed")
+    wait_for(lambda: cached_fits(storage), 180, "the first finished fit")
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=10)
+    finished = len(cached_fits(storage))  # counted after the kill: nothing more is written
+    assert 1 <= finished < 8, f"kill landed after {finished} of 8 fits"
+
+    again = run_cli("flows/train.py", *args, "--json")
+    assert again.returncode == 0, again.stderr[-3000:]
+    summary = json.loads(again.stdout)
+    assert summary["cache"]["reused"] == finished
+    assert f"reused {finished} of 8 fits from cache" in again.stderr
+    assert sorted(r["model"] for r in summary["rows"]) == sorted(models.split(","))
+    assert all(r["status"] == "ok" for r in summary["rows"])
+    assert len(cached_fits(storage)) == 8
+
+
+def test_changed_data_or_parameters_miss_the_cache(prefect_api, tmp_path):
+    """Same inputs hit; a changed seed, CV setting or data file (sha256) trains again."""
+    from sklearn.datasets import load_iris
+
+    frame = load_iris(as_frame=True).frame
+    csv = tmp_path / "iris.csv"
+    frame.to_csv(csv, index=False)
+    storage = tmp_path / "storage"
+
+    def reused(**kwargs) -> int:
+        params = dict(dataset=str(csv), target="target", models=["nb", "logreg"], runner="threads")
+        summary = train_flow(**{**params, "storage": str(storage), **kwargs})
+        assert summary["cache"]["fits"] == 2
+        return summary["cache"]["reused"]
+
+    assert reused() == 0
+    assert reused() == 2
+    assert reused(seed=1) == 0
+    assert reused(cv=3) == 0
+    assert reused(cache=False) == 0
+    frame.iloc[:-1].to_csv(csv, index=False)  # one row fewer: a new fingerprint
+    assert reused() == 0
+    assert reused() == 2
+
+
+@pytest.mark.slow
+def test_a_sigkilled_dask_worker_loses_nothing(run_cli, start_cli, prefect_api, tmp_path):
+    """SIGKILL the worker process running a fit: every model still appears exactly once."""
+    models = ["gb", "rf", "et", "svc", "mlp", "logreg"]
+    storage = tmp_path / "storage"
+    with dask_cluster(tmp_path, n_workers=2) as address:
+        from distributed import Client
+
+        args = ["--runner", "dask", "--address", address, "--dataset", SLOW_DATA]
+        args += ["--models", ",".join(models), "--storage", str(storage), "--json"]
+        process = start_cli("flows/train.py", *args, name="run")
+        with Client(address, set_as_default=False, timeout=30) as client:
+            busy = wait_for(
+                lambda: [w for w, keys in client.processing().items() if keys],
+                180,
+                "a worker running a fit",
+            )
+            pid = client.run(os.getpid, workers=busy[:1])[busy[0]]
+            os.kill(pid, signal.SIGKILL)
+            process.wait(timeout=240)
+    stderr = (tmp_path / "run.err").read_text()
+    assert process.returncode == 0, stderr[-3000:]
+    summary = json.loads((tmp_path / "run.out").read_text())
+    assert sorted(r["model"] for r in summary["rows"]) == sorted(models)
+    assert all(r["status"] == "ok" for r in summary["rows"])
+    assert Path(summary["model"]["record_path"]).is_file()
+    runs = task_runs(summary["flow_run_id"])
+    assert sorted(t.name for t in runs) == sorted(f"train-{m}" for m in models)
+    assert all(t.state.is_completed() for t in runs)
+
+
+@pytest.mark.slow
+def test_ctrl_c_shuts_the_cluster_down_and_leaves_no_partial_files(start_cli, tmp_path):
+    """SIGINT to the CLI while its own LocalCluster trains: no process, no temp file left."""
+    storage = tmp_path / "storage"
+    args = ["--runner", "dask", "--new-cluster", "--workers", "2", "--dataset", SLOW_DATA]
+    args += ["--models", "gb,rf,et,svc,mlp", "--storage", str(storage)]
+    process = start_cli("flows/train.py", *args, name="run")
+    err = tmp_path / "run.err"
+    wait_for(lambda: "training " in err.read_text(), 180, "a fit to start", interval=0.2)
+    children = psutil.Process(process.pid).children(recursive=True)
+    assert len(children) >= 2  # the nannies and worker processes of the run's cluster
+    os.kill(process.pid, signal.SIGINT)
+    process.wait(timeout=60)
+    assert process.returncode == 130, err.read_text()[-3000:]
+    assert err.read_text().strip().splitlines()[-1] == "interrupted"
+    gone, alive = psutil.wait_procs(children, timeout=30)
+    assert not alive, f"orphans left: {[p.pid for p in alive]}"
+    leftovers = [p for p in storage.rglob("*") if p.name.endswith(".tmp")]
+    assert not leftovers
+    for record in storage.rglob("best-model.joblib"):
+        assert record.with_name("best-model.json").is_file()
