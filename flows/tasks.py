@@ -23,6 +23,7 @@ from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE, CachePolicy
 from prefect.concurrency.sync import concurrency
 from prefect.tasks import exponential_backoff
 
+from flows.masking import mask
 from flows.model_store import JoblibSerializer
 from ml.data import DatasetRef
 from ml.errors import UserError
@@ -73,6 +74,12 @@ def train_model(
     """
     get_run_logger().info(f"training {model} on {socket.gethostname()} (pid {os.getpid()})")
     with concurrency(limit, occupy=1, strict=True) if limit else nullcontext():
-        report = train_and_evaluate(model, data, seed=seed, params=params, cv=cv)
+        try:
+            report = train_and_evaluate(model, data, seed=seed, params=params, cv=cv)
+        except Exception as exc:
+            # The exception becomes the task run's state message on the server and a
+            # persisted result: mask secrets in it here, keeping its type (for retries).
+            exc.args = tuple(mask(a) if isinstance(a, str) else a for a in exc.args)
+            raise
     print(f"trained {model}: f1_macro={report.f1_macro:.4f} in {report.fit_seconds:.2f} s")
     return report

@@ -25,6 +25,7 @@ from cluster.adaptive import parse_adapt  # noqa: E402
 from cluster.config import validate as validate_config  # noqa: E402
 from cluster.local import running_cluster  # noqa: E402
 from cluster.remote import check_address, check_scheduler, tls_security  # noqa: E402
+from flows.masking import install_log_masking, mask  # noqa: E402
 from flows.runners import RUNNERS  # noqa: E402
 from flows.server import DEFAULT_PORT, ensure_server  # noqa: E402
 from flows.workers import require_project_modules  # noqa: E402
@@ -222,6 +223,7 @@ def render(summary: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    install_log_masking()
     models = preflight(args)
     reuse_long_lived(args)
     server = ensure_server(port=args.server_port)
@@ -264,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         return _fail_run(state)
     summary = state.result()
     summary["timings"]["wall_seconds"] = time.perf_counter() - started
-    print(json.dumps(summary, indent=2, default=str) if args.json else render(summary))
+    print(mask(json.dumps(summary, indent=2, default=str) if args.json else render(summary)))
     return 0
 
 
@@ -272,7 +274,7 @@ def _fail_run(state) -> int:
     try:
         state.result()
     except Exception as exc:
-        print(f"error: the flow run failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(mask(f"error: the flow run failed: {type(exc).__name__}: {exc}"), file=sys.stderr)
     return 1
 
 

@@ -20,6 +20,7 @@ from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
 
 from flows import artifacts
+from flows.masking import install_log_masking, mask
 from flows.model_store import MODEL_DIR, default_storage, save_model
 from flows.runners import RunnerName, build_task_runner, dask_client, describe_cluster
 from flows.tasks import NO_FIT_CACHE, train_model
@@ -56,7 +57,7 @@ def report_failure(flow, flow_run, state) -> None:
     """On failure, leave a markdown artifact saying what failed, beside the run."""
     create_markdown_artifact(
         key=FAILURE_KEY,
-        markdown=(
+        markdown=mask(
             f"# train-flow run `{flow_run.name}` failed\n\n"
             f"**{state.name}**: {state.message}\n\n"
             f"Parameters: `{flow_run.parameters}`\n"
@@ -100,7 +101,7 @@ def gather(
         try:
             report = future.result()
         except Exception as exc:
-            failures[name] = f"{type(exc).__name__}: {exc}"
+            failures[name] = mask(f"{type(exc).__name__}: {exc}")
             logger.warning(f"[{done}/{total}] {name:<7} FAILED {failures[name]}")
             continue
         reports.append(report)
@@ -185,6 +186,7 @@ def train_flow(
     """
     from prefect.settings import get_current_settings
 
+    install_log_masking()  # also when served as a deployment, not started by flows/train.py
     logger = get_run_logger()
     names = parse_models(models)
     data = prepare(dataset, target, test_size, seed)
