@@ -19,7 +19,7 @@ from prefect.client.orchestration import get_client
 from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
 
-from flows import artifacts
+from flows import artifacts, faults
 from flows.masking import install_log_masking, mask
 from flows.model_store import MODEL_DIR, default_storage, save_model
 from flows.runners import RunnerName, build_task_runner, dask_client, describe_cluster
@@ -84,13 +84,15 @@ def fit_task(cache: bool, storage_root: Path):
 
 
 def gather(
-    futures: dict[PrefectFuture, str], logger: Any
+    futures: dict[PrefectFuture, str], logger: Any, client: Any = None, task: Any = None
 ) -> tuple[list[TrainReport], dict[str, str], int]:
     """Collect results as they finish, logging a progress line for each.
 
-    A model that raises becomes a failed row, not a failed comparison. Returns the
-    reports, the failures and how many results came from the fit cache (task runs
-    whose final state is Prefect's ``Cached``).
+    A model that raises becomes a failed row, not a failed comparison; one whose Dask
+    worker kept dying is also marked ``Failed`` on the server (Prefect leaves it
+    Running). A lost scheduler raises :class:`~flows.faults.SchedulerLost` at once.
+    Returns the reports, the failures and how many results came from the fit cache
+    (task runs whose final state is Prefect's ``Cached``).
     """
     reports: list[TrainReport] = []
     failures: dict[str, str] = {}
@@ -101,7 +103,13 @@ def gather(
         try:
             report = future.result()
         except Exception as exc:
-            failures[name] = mask(f"{type(exc).__name__}: {exc}")
+            if client is not None and faults.scheduler_lost(exc):
+                raise faults.lost_scheduler_error(client, len(reports), total) from None
+            failures[name] = mask(faults.describe(name, exc, client))
+            if faults.orphaned(future):
+                faults.mark_failed(
+                    future.task_run_id, failures[name], task, flow_run.id, f"train-{name}", logger
+                )
             logger.warning(f"[{done}/{total}] {name:<7} FAILED {failures[name]}")
             continue
         reports.append(report)
@@ -214,28 +222,35 @@ def train_flow(
         tls_key=tls_key,
         performance_report_path=str(report) if report else None,
     )
-    with task_runner:
-        client = dask_client(task_runner)
-        dashboard = client.dashboard_link if client is not None else None
-        if client is not None:
-            prepare_workers(client, str(api_url) if api_url else None, upload_code)
-        ready = time.perf_counter()
-        if dashboard:
-            logger.info(f"Dask dashboard: {dashboard}")
-        task = fit_task(cache, storage_root)
-        futures = {
-            task_runner.submit(
-                task,
-                {"model": name, "data": data, "seed": seed, "cv": cv, "limit": limit},
-            ): name
-            for name in by_cost(names)
-        }
-        reports, failures, reused = gather(futures, logger)
-        trained = time.perf_counter()
-        if cache:
-            logger.info(f"reused {reused} of {len(futures)} fits from cache")
-        if client is not None:
-            flush_worker_logs(client)
+    try:
+        with task_runner:
+            client = dask_client(task_runner)
+            dashboard = client.dashboard_link if client is not None else None
+            if client is not None:
+                prepare_workers(client, str(api_url) if api_url else None, upload_code)
+            ready = time.perf_counter()
+            if dashboard:
+                logger.info(f"Dask dashboard: {dashboard}")
+            task = fit_task(cache, storage_root)
+            futures = {
+                task_runner.submit(
+                    task,
+                    {"model": name, "data": data, "seed": seed, "cv": cv, "limit": limit},
+                ): name
+                for name in by_cost(names)
+            }
+            reports, failures, reused = gather(futures, logger, client, task)
+            trained = time.perf_counter()
+            if cache:
+                logger.info(f"reused {reused} of {len(futures)} fits from cache")
+            if client is not None:
+                flush_worker_logs(client)
+    except Exception as exc:
+        # Closing a runner whose scheduler is gone raises its own error over ours.
+        lost = faults.find_lost(exc)
+        if lost is not None:
+            raise lost from None
+        raise
     check_failures(failures, len(reports), max_failures)
 
     ranked = rank(reports, metric)

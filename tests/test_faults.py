@@ -20,6 +20,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter
 
 from flows.train_flow import CACHE_DIR, train_flow
+from ml import registry
 from tests.dask_procs import dask_cluster
 
 SLOW_DATA = "synthetic:n_samples=8000,n_features=30"
@@ -152,3 +153,69 @@ def test_ctrl_c_shuts_the_cluster_down_and_leaves_no_partial_files(start_cli, tm
     assert not leftovers
     for record in storage.rglob("best-model.joblib"):
         assert record.with_name("best-model.json").is_file()
+
+
+@pytest.mark.slow
+def test_a_lost_scheduler_fails_fast_in_one_line_and_a_rerun_resumes(start_cli, run_cli, tmp_path):
+    models = "gb,rf,et,svc,mlp"
+    storage = tmp_path / "storage"
+    common = ["--runner", "dask", "--dataset", SLOW_DATA, "--models", models]
+    common += ["--storage", str(storage)]
+    procs: dict = {}
+    with dask_cluster(tmp_path, n_workers=2, procs=procs) as address:
+        from distributed import Client
+
+        process = start_cli("flows/train.py", *common, "--address", address, name="lost")
+        with Client(address, set_as_default=False, timeout=30) as client:
+            wait_for(lambda: any(client.processing().values()), 180, "a worker running a fit")
+        os.killpg(procs["scheduler"].pid, signal.SIGKILL)
+        killed = time.monotonic()
+        process.wait(timeout=60)
+        took = time.monotonic() - killed
+    stderr = (tmp_path / "lost.err").read_text()
+    assert process.returncode == 1, stderr[-3000:]
+    assert took < 15, f"the run took {took:.1f} s to notice"
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("error: the flow run failed: SchedulerLost: lost the Dask scheduler")
+    assert "restart the cluster" in last
+
+    with dask_cluster(tmp_path, n_workers=2) as address:
+        again = run_cli("flows/train.py", *common, "--address", address, "--json")
+    assert again.returncode == 0, again.stderr[-3000:]
+    summary = json.loads(again.stdout)
+    assert all(r["status"] == "ok" for r in summary["rows"]) and len(summary["rows"]) == 5
+
+
+@pytest.mark.slow
+def test_a_worker_that_keeps_dying_is_a_failed_row_and_a_failed_task_run(
+    prefect_api, monkeypatch, tmp_path
+):
+    """``crash`` kills its worker, ``hog`` exceeds the memory limit: both end Failed
+    (KilledWorker) on the server, not Running; the other models finish."""
+    from tests.fault_models import SPECS
+
+    for name, spec in SPECS.items():
+        monkeypatch.setitem(registry.REGISTRY, name, spec)
+    worker_args = ("--memory-limit", "700MiB", "--preload", "tests.fault_models")
+    scheduler_env = {"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "1"}
+    with dask_cluster(
+        tmp_path, n_workers=2, worker_args=worker_args, scheduler_env=scheduler_env
+    ) as address:
+        summary = train_flow(
+            dataset="iris",
+            models=["crash", "hog", "nb", "logreg"],
+            runner="dask",
+            address=address,
+            storage=str(tmp_path / "storage"),
+            performance_report=False,
+        )
+    rows = {r["model"]: r for r in summary["rows"]}
+    assert rows["nb"]["status"] == rows["logreg"]["status"] == "ok"
+    for name in ("crash", "hog"):
+        assert rows[name]["status"] == "failed"
+        assert rows[name]["error"].startswith(f"KilledWorker: the Dask worker training '{name}'")
+    assert "memory limit is 700 MiB per worker" in rows["hog"]["error"]
+    states = {t.name: t.state for t in task_runs(summary["flow_run_id"])}
+    for name in ("crash", "hog"):
+        assert states[f"train-{name}"].is_failed(), states[f"train-{name}"]
+        assert "KilledWorker" in states[f"train-{name}"].message
