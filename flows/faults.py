@@ -13,11 +13,19 @@ Three failures arrive as Dask exceptions, not as Prefect task states:
   at once and fails with one :class:`SchedulerLost` line; finished fits are cached, so
   a re-run after restarting the cluster resumes.
 - A single worker SIGKILL is none of these: Dask re-runs the task elsewhere.
+
+And one Prefect failure: **the Prefect server goes away** mid-run. Task-run states
+travel as events over a websocket; while the server is down Prefect drops them with a
+multi-line ``EventsWorker failed to process item Event(...)`` error per event, and the
+run itself carries on (its own API calls are retried). :class:`EventDropFilter` turns
+those into one warning and counts them, so the flow can say what the UI will lack.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import threading
 from typing import Any
 
 from distributed import Client
@@ -118,3 +126,50 @@ def mark_failed(
                 )
     except Exception as exc:
         logger.warning(f"could not mark task run {name} Failed on the server: {exc}")
+
+
+class EventDropFilter(logging.Filter):
+    """Count Prefect's dropped-event errors; show the first as one line, hide the rest."""
+
+    MARKER = "Service 'EventsWorker' failed to process item"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dropped = 0
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("prefect._internal") or not record.getMessage().startswith(
+            self.MARKER
+        ):
+            return True
+        with self._lock:
+            self.dropped += 1
+            first = self.dropped == 1
+        if first:
+            record.msg = (
+                "cannot send task-run events to the Prefect server (unreachable?); the run "
+                "goes on and keeps its results here, the UI will miss what is dropped"
+            )
+            record.args, record.exc_info, record.exc_text = None, None, None
+        return first
+
+
+EVENT_DROPS = EventDropFilter()
+
+
+def install_event_drop_filter() -> None:
+    from flows.masking import add_handler_filter
+
+    add_handler_filter(EVENT_DROPS)
+
+
+def outage_warning(dropped: int, storage: str) -> str | None:
+    """The one line a run prints when the server missed some of it (None: it missed none)."""
+    if not dropped:
+        return None
+    return (
+        f"the Prefect server was unreachable during the run: {dropped} task-run event(s) were "
+        "lost, so the UI may show some task runs as Pending/Running or not at all; the "
+        f"results below are complete and stored locally under {storage}"
+    )

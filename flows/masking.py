@@ -73,9 +73,9 @@ class MaskingFilter(logging.Filter):
 _FILTER = MaskingFilter()
 
 
-def install_log_masking() -> None:
-    """Put the masking filter on every handler configured now (Prefect's console and API
-    handlers included), so what reaches the terminal and the server is masked."""
+def add_handler_filter(log_filter: logging.Filter) -> None:
+    """Put ``log_filter`` on every handler configured now (Prefect's console and API
+    handlers included): a logger's own filters would miss its children's records."""
     loggers = [logging.getLogger()] + [
         logger
         for logger in logging.Logger.manager.loggerDict.values()
@@ -83,5 +83,10 @@ def install_log_masking() -> None:
     ]
     for logger in loggers:
         for handler in logger.handlers:
-            if _FILTER not in handler.filters:
-                handler.addFilter(_FILTER)
+            if log_filter not in handler.filters:
+                handler.addFilter(log_filter)
+
+
+def install_log_masking() -> None:
+    """Mask what reaches the terminal and the server through any configured handler."""
+    add_handler_filter(_FILTER)

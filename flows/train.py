@@ -213,6 +213,8 @@ def render(summary: dict) -> str:
         lines.append(f"dashboard    {summary['dashboard_url']} (live while the cluster runs)")
     if summary.get("performance_report"):
         lines.append(f"dask report  {summary['performance_report']}")
+    if summary.get("server_outage"):
+        lines.append(f"warning      {summary['server_outage']}")
     lines += [
         f"model        {summary['model']['record_path']}",
         f"sha256       {summary['model']['sha256']}",

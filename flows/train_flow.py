@@ -195,6 +195,8 @@ def train_flow(
     from prefect.settings import get_current_settings
 
     install_log_masking()  # also when served as a deployment, not started by flows/train.py
+    faults.install_event_drop_filter()
+    dropped_before = faults.EVENT_DROPS.dropped
     logger = get_run_logger()
     names = parse_models(models)
     data = prepare(dataset, target, test_size, seed)
@@ -289,6 +291,10 @@ def train_flow(
             "train_seconds": trained - ready,
         },
     }
+    outage = faults.outage_warning(faults.EVENT_DROPS.dropped - dropped_before, str(storage_root))
+    summary["server_outage"] = outage
+    if outage:
+        logger.warning(outage)
     artifacts.publish(summary)
     logger.info(
         f"best model {best.model} ({metric}={getattr(best, metric):.4f}) -> {stored.record_path}"

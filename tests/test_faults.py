@@ -219,3 +219,48 @@ def test_a_worker_that_keeps_dying_is_a_failed_row_and_a_failed_task_run(
     for name in ("crash", "hog"):
         assert states[f"train-{name}"].is_failed(), states[f"train-{name}"]
         assert "KilledWorker" in states[f"train-{name}"].message
+
+
+@pytest.mark.slow
+def test_the_prefect_server_goes_away_and_comes_back(tmp_path):
+    """SIGKILL the run's Prefect server after the first fit, restart it 5 s later: the run
+    completes, says the UI missed part of it, and the results are all stored locally."""
+    import subprocess
+    import sys
+
+    from flows.server import start_server, stop_server
+    from tests.conftest import ROOT, free_port
+
+    home, port = tmp_path / "server-home", free_port()
+    server = start_server(port=port, home=home)
+    storage = tmp_path / "storage"
+    env = {**os.environ, "PREFECT_API_URL": server.api_url}
+    args = ["--runner", "threads", "--workers", "1", "--dataset", SLOW_DATA, "--json"]
+    args += ["--models", "gb,rf,et,svc,mlp,logreg", "--storage", str(storage)]
+    err = tmp_path / "run.err"
+    with open(tmp_path / "run.out", "wb") as out, open(err, "wb") as errors:
+        process = subprocess.Popen(
+            [sys.executable, str(ROOT / "flows/train.py"), *args],
+            env=env,
+            stdout=out,
+            stderr=errors,
+            start_new_session=True,
+        )
+    try:
+        wait_for(lambda: "[1/6]" in err.read_text(), 180, "the first fit", interval=0.1)
+        os.killpg(int((home / "server.pid").read_text()), signal.SIGKILL)
+        time.sleep(5)
+        start_server(port=port, home=home)
+        process.wait(timeout=240)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        stop_server(home)
+    stderr = err.read_text()
+    assert process.returncode == 0, stderr[-3000:]
+    summary = json.loads((tmp_path / "run.out").read_text())
+    assert [r["status"] for r in summary["rows"]] == ["ok"] * 6
+    assert Path(summary["model"]["record_path"]).is_file()
+    assert len(cached_fits(storage)) == 6
+    assert "the Prefect server was unreachable during the run" in summary["server_outage"]
+    assert stderr.count("failed to process item") == 0  # condensed to one warning
