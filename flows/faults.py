@@ -50,8 +50,8 @@ def lost_scheduler_error(client: Client, finished: int, total: int) -> Scheduler
         client.close(timeout=3)
     return SchedulerLost(
         f"lost the Dask scheduler at {address} mid-run ({finished} of {total} fits had "
-        "finished and are cached); restart the cluster and run the same command again "
-        "to train the rest"
+        "finished; the fit cache keeps them unless --no-cache); restart the cluster and "
+        "run the same command again to train the rest"
     )
 
 

@@ -262,5 +262,27 @@ def test_the_prefect_server_goes_away_and_comes_back(tmp_path):
     assert [r["status"] for r in summary["rows"]] == ["ok"] * 6
     assert Path(summary["model"]["record_path"]).is_file()
     assert len(cached_fits(storage)) == 6
-    assert "the Prefect server was unreachable during the run" in summary["server_outage"]
     assert stderr.count("failed to process item") == 0  # condensed to one warning
+    # Either the restarted server recorded every task run, or the run said it did not
+    # (Prefect's event client replays unsent events after a short outage, drops them
+    # after a longer one: which one happens depends on timing).
+    if summary["server_outage"] is None:
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        with temporary_settings({PREFECT_API_URL: server.api_url}):
+            start_server(port=port, home=home)
+            try:
+                wait_for(
+                    lambda: (
+                        sum(1 for t in task_runs(summary["flow_run_id"]) if t.state.is_completed())
+                        == 6
+                    ),
+                    20,
+                    "the server to hold 6 Completed task runs (the run did not warn)",
+                    interval=1,
+                )
+            finally:
+                stop_server(home)
+    else:
+        assert "the Prefect server was unreachable during the run" in summary["server_outage"]
+        assert "warning" in stderr.lower()
