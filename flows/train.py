@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
+from pathlib import Path
 
 from flows.cli import quiet_environment, run_cli
 
@@ -27,7 +29,7 @@ from cluster.local import running_cluster  # noqa: E402
 from cluster.remote import check_address, check_scheduler, tls_security  # noqa: E402
 from flows.masking import install_log_masking, mask  # noqa: E402
 from flows.runners import RUNNERS  # noqa: E402
-from flows.server import DEFAULT_PORT, ensure_server  # noqa: E402
+from flows.server import DEFAULT_PORT, ensure_server, is_healthy  # noqa: E402
 from flows.workers import require_project_modules  # noqa: E402
 from ml.data import BUILTIN_LOADERS, prepare  # noqa: E402
 from ml.errors import UserError  # noqa: E402
@@ -234,13 +236,50 @@ def main(argv: list[str] | None = None) -> int:
         file=sys.stderr,
     )
 
+    started = time.perf_counter()
+    try:
+        state = _run_flow(args, models, server.api_url)
+    except Exception as exc:
+        if is_healthy(server.api_url):
+            raise
+        _server_lost(server.api_url, args, exc)
+    if not state.is_completed():
+        if not is_healthy(server.api_url):
+            _server_lost(server.api_url, args, None)
+        return _fail_run(state)
+    summary = state.result()
+    summary["timings"]["wall_seconds"] = time.perf_counter() - started
+    print(mask(json.dumps(summary, indent=2, default=str) if args.json else render(summary)))
+    return 0
+
+
+def _server_lost(api_url: str, args: argparse.Namespace, exc: Exception | None) -> None:
+    """The Prefect server went away for longer than Prefect's retries: one line, exit 1.
+
+    ``os._exit``: at a normal exit Prefect's event worker would retry the dead server
+    for minutes more. Every finished fit is already in the fit cache on disk.
+    """
+    from flows.model_store import default_storage
+    from flows.train_flow import CACHE_DIR
+
+    storage = Path(args.storage).expanduser() if args.storage else default_storage()
+    why = f" ({type(exc).__name__})" if exc is not None else ""
+    parts = [f"error: lost the Prefect server at {api_url} during the run{why}"]
+    if args.cache:
+        parts.append(f"finished fits are cached under {storage / CACHE_DIR}")
+    parts.append("start the server and run the same command again to finish")
+    print(mask("; ".join(parts)), file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(1)
+
+
+def _run_flow(args: argparse.Namespace, models: list[str], api_url: str):
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from flows.train_flow import train_flow
 
-    started = time.perf_counter()
-    with temporary_settings({PREFECT_API_URL: server.api_url}):
-        state = train_flow(
+    with temporary_settings({PREFECT_API_URL: api_url}):
+        return train_flow(
             dataset=args.dataset,
             target=args.target,
             models=models,
@@ -264,12 +303,6 @@ def main(argv: list[str] | None = None) -> int:
             cache=args.cache,
             return_state=True,
         )
-    if not state.is_completed():
-        return _fail_run(state)
-    summary = state.result()
-    summary["timings"]["wall_seconds"] = time.perf_counter() - started
-    print(mask(json.dumps(summary, indent=2, default=str) if args.json else render(summary)))
-    return 0
 
 
 def _fail_run(state) -> int:
