@@ -24,12 +24,29 @@ def quiet_environment() -> None:
 
 
 def fail(message: str, code: int = 2) -> int:
-    print(f"error: {message}", file=sys.stderr)
+    from flows.masking import mask
+
+    print(f"error: {mask(message)}", file=sys.stderr)
     return code
 
 
+def _masked_excepthook(kind, value, tb) -> None:
+    """Unexpected errors keep their traceback (it is a bug report) but lose any secret."""
+    import traceback
+
+    from flows.masking import mask
+
+    sys.stderr.write(mask("".join(traceback.format_exception(kind, value, tb))))
+
+
 def run_cli(main: Callable[[], int]) -> int:
-    """Run ``main``: a :class:`UserError` becomes one line on stderr and exit code 2."""
+    """Run ``main``: a :class:`UserError` becomes one line on stderr and exit code 2.
+
+    Every line printed here, and any traceback, has URL passwords and secret settings
+    masked (:mod:`flows.masking`; not named `secrets`: for scripts run from flows/ that
+    would shadow the stdlib module).
+    """
+    sys.excepthook = _masked_excepthook
     try:
         return main()
     except UserError as exc:

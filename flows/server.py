@@ -27,6 +27,7 @@ from pathlib import Path
 
 import httpx
 
+from flows.masking import mask
 from ml.errors import UserError
 
 DEFAULT_HOST = "127.0.0.1"
@@ -151,10 +152,16 @@ def start_server(
                 tail = log_path.read_text(errors="replace").strip().splitlines()[-1:]
                 raise UserError(
                     f"the Prefect server did not start on {host}:{port} "
-                    f"({tail[0] if tail else 'no output'}); see {log_path}"
+                    f"({mask(tail[0]) if tail else 'no output'}); see {log_path}"
                 )
             time.sleep(0.5)
         return Server(api_url, started=True)
+
+
+def database_description() -> str:
+    """Which database the server uses, with any password masked."""
+    url = os.environ.get("PREFECT_API_DATABASE_CONNECTION_URL")
+    return mask(url) if url else f"SQLite in {prefect_home()}"
 
 
 def ensure_server(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> Server:
@@ -224,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
             server = start_server(args.host, args.port)
             verb = "started" if server.started else "already running"
             print(f"Prefect server {verb}: UI {server.ui_url}  API {server.api_url}")
+            print(f"database: {database_description()}")
             print(f"use it from another shell with: export PREFECT_API_URL={server.api_url}")
         elif args.action == "status":
             api_url = f"http://{args.host}:{args.port}/api"
@@ -235,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
                 "Prefect server stopped" if stop_server() else "no project Prefect server running"
             )
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {mask(exc)}", file=sys.stderr)
         return 2
     return 0
 

@@ -1,8 +1,14 @@
 """The Prefect tasks: thin wrappers so the same pure functions run on every runner.
 
 Tasks take a small :class:`~ml.data.DatasetRef`, never the data itself, so nothing
-large is hashed for cache keys or shipped per task. Results stay in memory (the
-flow persists only the winner), so there is no per-task storage I/O.
+large is hashed for cache keys or shipped per task.
+
+Each finished fit is persisted (joblib) under a cache key made of the task's inputs
+(model, hyper-parameters, seed, CV folds and the ``DatasetRef``, whose sha256
+fingerprint changes with the data) and the task's source. A flow run killed half-way
+(laptop closed, SIGKILL) is re-run with the same parameters and reuses every fit that
+had finished; changed data, parameters or code miss the cache and train again.
+``limit`` (the concurrency-limit name) is left out of the key: it does not change the fit.
 """
 
 from __future__ import annotations
@@ -13,15 +19,19 @@ from contextlib import nullcontext
 from typing import Any
 
 from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
+from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE, CachePolicy
 from prefect.concurrency.sync import concurrency
 from prefect.tasks import exponential_backoff
 
+from flows.masking import mask
+from flows.model_store import JoblibSerializer
 from ml.data import DatasetRef
 from ml.errors import UserError
 from ml.evaluate import TrainReport, train_and_evaluate
 
 TRAIN_RETRIES = 2
+FIT_CACHE: CachePolicy = (INPUTS - "limit") + TASK_SOURCE
+NO_FIT_CACHE = {"cache_policy": NO_CACHE, "persist_result": False}
 
 
 def is_transient(task, task_run, state) -> bool:
@@ -38,8 +48,9 @@ def is_transient(task, task_run, state) -> bool:
 @task(
     name="train-model",
     task_run_name="train-{model}",
-    cache_policy=NO_CACHE,
-    persist_result=False,
+    cache_policy=FIT_CACHE,
+    persist_result=True,
+    result_serializer=JoblibSerializer(),
     retries=TRAIN_RETRIES,
     retry_delay_seconds=exponential_backoff(backoff_factor=1),
     retry_jitter_factor=0.5,
@@ -63,6 +74,12 @@ def train_model(
     """
     get_run_logger().info(f"training {model} on {socket.gethostname()} (pid {os.getpid()})")
     with concurrency(limit, occupy=1, strict=True) if limit else nullcontext():
-        report = train_and_evaluate(model, data, seed=seed, params=params, cv=cv)
+        try:
+            report = train_and_evaluate(model, data, seed=seed, params=params, cv=cv)
+        except Exception as exc:
+            # The exception becomes the task run's state message on the server and a
+            # persisted result: mask secrets in it here, keeping its type (for retries).
+            exc.args = tuple(mask(a) if isinstance(a, str) else a for a in exc.args)
+            raise
     print(f"trained {model}: f1_macro={report.f1_macro:.4f} in {report.fit_seconds:.2f} s")
     return report

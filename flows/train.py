@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
+from pathlib import Path
 
 from flows.cli import quiet_environment, run_cli
 
@@ -25,8 +27,9 @@ from cluster.adaptive import parse_adapt  # noqa: E402
 from cluster.config import validate as validate_config  # noqa: E402
 from cluster.local import running_cluster  # noqa: E402
 from cluster.remote import check_address, check_scheduler, tls_security  # noqa: E402
+from flows.masking import install_log_masking, mask  # noqa: E402
 from flows.runners import RUNNERS  # noqa: E402
-from flows.server import DEFAULT_PORT, ensure_server  # noqa: E402
+from flows.server import DEFAULT_PORT, ensure_server, is_healthy  # noqa: E402
 from flows.workers import require_project_modules  # noqa: E402
 from ml.data import BUILTIN_LOADERS, prepare  # noqa: E402
 from ml.errors import UserError  # noqa: E402
@@ -87,6 +90,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         dest="performance_report",
         action="store_false",
         help="skip the per-run Dask performance report (HTML next to the model)",
+    )
+    parser.add_argument(
+        "--no-cache",
+        dest="cache",
+        action="store_false",
+        help="train every model afresh and persist no per-fit results (by default finished "
+        "fits are cached, so a re-run after a crash trains only what is missing)",
     )
     parser.add_argument(
         "--workers", type=int, help="threads or Dask worker processes (default: one per core)"
@@ -195,10 +205,18 @@ def render(summary: dict) -> str:
         f"start {timings['runner_start_seconds']:.2f} s, train {timings['train_seconds']:.2f} s",
         f"flow run     {summary['flow_run_url']}",
     ]
+    cache = summary.get("cache") or {}
+    if cache.get("enabled"):
+        lines.append(
+            f"cache        reused {cache['reused']} of {cache['fits']} fits from cache "
+            f"({cache['path']}; --no-cache to retrain all)"
+        )
     if summary.get("dashboard_url"):
         lines.append(f"dashboard    {summary['dashboard_url']} (live while the cluster runs)")
     if summary.get("performance_report"):
         lines.append(f"dask report  {summary['performance_report']}")
+    if summary.get("server_outage"):
+        lines.append(f"warning      {summary['server_outage']}")
     lines += [
         f"model        {summary['model']['record_path']}",
         f"sha256       {summary['model']['sha256']}",
@@ -209,6 +227,7 @@ def render(summary: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    install_log_masking()
     models = preflight(args)
     reuse_long_lived(args)
     server = ensure_server(port=args.server_port)
@@ -217,13 +236,50 @@ def main(argv: list[str] | None = None) -> int:
         file=sys.stderr,
     )
 
+    started = time.perf_counter()
+    try:
+        state = _run_flow(args, models, server.api_url)
+    except Exception as exc:
+        if is_healthy(server.api_url):
+            raise
+        _server_lost(server.api_url, args, exc)
+    if not state.is_completed():
+        if not is_healthy(server.api_url):
+            _server_lost(server.api_url, args, None)
+        return _fail_run(state)
+    summary = state.result()
+    summary["timings"]["wall_seconds"] = time.perf_counter() - started
+    print(mask(json.dumps(summary, indent=2, default=str) if args.json else render(summary)))
+    return 0
+
+
+def _server_lost(api_url: str, args: argparse.Namespace, exc: Exception | None) -> None:
+    """The Prefect server went away for longer than Prefect's retries: one line, exit 1.
+
+    ``os._exit``: at a normal exit Prefect's event worker would retry the dead server
+    for minutes more. Every finished fit is already in the fit cache on disk.
+    """
+    from flows.model_store import default_storage
+    from flows.train_flow import CACHE_DIR
+
+    storage = Path(args.storage).expanduser() if args.storage else default_storage()
+    why = f" ({type(exc).__name__})" if exc is not None else ""
+    parts = [f"error: lost the Prefect server at {api_url} during the run{why}"]
+    if args.cache:
+        parts.append(f"finished fits are cached under {storage / CACHE_DIR}")
+    parts.append("start the server and run the same command again to finish")
+    print(mask("; ".join(parts)), file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(1)
+
+
+def _run_flow(args: argparse.Namespace, models: list[str], api_url: str):
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from flows.train_flow import train_flow
 
-    started = time.perf_counter()
-    with temporary_settings({PREFECT_API_URL: server.api_url}):
-        state = train_flow(
+    with temporary_settings({PREFECT_API_URL: api_url}):
+        return train_flow(
             dataset=args.dataset,
             target=args.target,
             models=models,
@@ -244,21 +300,16 @@ def main(argv: list[str] | None = None) -> int:
             tls_key=args.tls_key,
             upload_code=args.upload_code,
             performance_report=args.performance_report,
+            cache=args.cache,
             return_state=True,
         )
-    if not state.is_completed():
-        return _fail_run(state)
-    summary = state.result()
-    summary["timings"]["wall_seconds"] = time.perf_counter() - started
-    print(json.dumps(summary, indent=2, default=str) if args.json else render(summary))
-    return 0
 
 
 def _fail_run(state) -> int:
     try:
         state.result()
     except Exception as exc:
-        print(f"error: the flow run failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(mask(f"error: the flow run failed: {type(exc).__name__}: {exc}"), file=sys.stderr)
     return 1
 
 

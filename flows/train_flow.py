@@ -20,10 +20,11 @@ from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
 from prefect.utilities.urls import url_for
 
-from flows import artifacts
+from flows import artifacts, faults
+from flows.masking import install_log_masking, mask
 from flows.model_store import MODEL_DIR, default_storage, save_model
 from flows.runners import RunnerName, build_task_runner, dask_client, describe_cluster
-from flows.tasks import train_model
+from flows.tasks import NO_FIT_CACHE, train_model
 from flows.workers import flush_worker_logs, prepare_workers
 from ml.data import DatasetRef, prepare
 from ml.evaluate import TrainReport, rank
@@ -57,7 +58,7 @@ def report_failure(flow, flow_run, state) -> None:
     """On failure, leave a markdown artifact saying what failed, beside the run."""
     create_markdown_artifact(
         key=FAILURE_KEY,
-        markdown=(
+        markdown=mask(
             f"# train-flow run `{flow_run.name}` failed\n\n"
             f"**{state.name}**: {state.message}\n\n"
             f"Parameters: `{flow_run.parameters}`\n"
@@ -67,32 +68,60 @@ def report_failure(flow, flow_run, state) -> None:
 
 
 REPORT_NAME = "dask-performance-report.html"
+CACHE_DIR = "fit-cache"
+
+
+def fit_task(cache: bool, storage_root: Path):
+    """``train_model`` persisting each fit under ``storage_root/fit-cache`` (or not at all).
+
+    The cache lives beside the models, in local storage every process of a local run
+    can read; with ``cache=False`` nothing is written or looked up (benchmarks).
+    """
+    if not cache:
+        return train_model.with_options(**NO_FIT_CACHE)
+    # A Path, not an unsaved LocalFileSystem block: Prefect turns it into local storage
+    # in each process without registering a block on the server.
+    return train_model.with_options(result_storage=storage_root / CACHE_DIR)
 
 
 def gather(
-    futures: dict[PrefectFuture, str], logger: Any
-) -> tuple[list[TrainReport], dict[str, str]]:
+    futures: dict[PrefectFuture, str], logger: Any, client: Any = None, task: Any = None
+) -> tuple[list[TrainReport], dict[str, str], int]:
     """Collect results as they finish, logging a progress line for each.
 
-    A model that raises becomes a failed row, not a failed comparison.
+    A model that raises becomes a failed row, not a failed comparison; one whose Dask
+    worker kept dying is also marked ``Failed`` on the server (Prefect leaves it
+    Running). A lost scheduler raises :class:`~flows.faults.SchedulerLost` at once.
+    Returns the reports, the failures and how many results came from the fit cache
+    (task runs whose final state is Prefect's ``Cached``).
     """
     reports: list[TrainReport] = []
     failures: dict[str, str] = {}
+    reused = 0
     total = len(futures)
     for done, future in enumerate(as_completed(list(futures)), start=1):
         name = futures[future]
         try:
             report = future.result()
         except Exception as exc:
-            failures[name] = f"{type(exc).__name__}: {exc}"
+            if client is not None and faults.scheduler_lost(exc):
+                raise faults.lost_scheduler_error(client, len(reports), total) from None
+            failures[name] = mask(faults.describe(name, exc, client))
+            if faults.orphaned(future):
+                faults.mark_failed(
+                    future.task_run_id, failures[name], task, flow_run.id, f"train-{name}", logger
+                )
             logger.warning(f"[{done}/{total}] {name:<7} FAILED {failures[name]}")
             continue
         reports.append(report)
+        cached = future.state.name == "Cached"
+        reused += cached
         logger.info(
             f"[{done}/{total}] {name:<7} f1={report.f1_macro:.4f} "
             f"acc={report.accuracy:.4f} fit={report.fit_seconds:.2f}s"
+            + (" (cached)" if cached else "")
         )
-    return reports, failures
+    return reports, failures, reused
 
 
 def comparison_rows(ranked: list[TrainReport], failures: dict[str, str]) -> list[dict[str, Any]]:
@@ -145,6 +174,7 @@ def train_flow(
     tls_key: str | None = None,
     upload_code: bool = False,
     performance_report: bool = True,
+    cache: bool = True,
 ) -> dict[str, Any]:
     """Train ``models`` on ``dataset`` with ``runner``, publish the comparison, persist the best.
 
@@ -157,10 +187,17 @@ def train_flow(
     ``cluster_config`` names; ``upload_code`` ships the project to workers that lack it.
     Each Dask run saves its performance report next to the run's model.
 
+    With ``cache`` (default) every finished fit is persisted and a re-run with the same
+    data and parameters reuses it (a run killed half-way resumes); ``cache=False``
+    trains everything and writes nothing per fit.
+
     Returns a JSON-able summary: rows, best model, where it is stored, URLs, timings.
     """
     from prefect.settings import get_current_settings
 
+    install_log_masking()  # also when served as a deployment, not started by flows/train.py
+    faults.install_event_drop_filter()
+    dropped_before = faults.EVENT_DROPS.dropped
     logger = get_run_logger()
     names = parse_models(models)
     data = prepare(dataset, target, test_size, seed)
@@ -188,25 +225,35 @@ def train_flow(
         tls_key=tls_key,
         performance_report_path=str(report) if report else None,
     )
-    with task_runner:
-        client = dask_client(task_runner)
-        dashboard = client.dashboard_link if client is not None else None
-        if client is not None:
-            prepare_workers(client, str(api_url) if api_url else None, upload_code)
-        ready = time.perf_counter()
-        if dashboard:
-            logger.info(f"Dask dashboard: {dashboard}")
-        futures = {
-            task_runner.submit(
-                train_model,
-                {"model": name, "data": data, "seed": seed, "cv": cv, "limit": limit},
-            ): name
-            for name in by_cost(names)
-        }
-        reports, failures = gather(futures, logger)
-        trained = time.perf_counter()
-        if client is not None:
-            flush_worker_logs(client)
+    try:
+        with task_runner:
+            client = dask_client(task_runner)
+            dashboard = client.dashboard_link if client is not None else None
+            if client is not None:
+                prepare_workers(client, str(api_url) if api_url else None, upload_code)
+            ready = time.perf_counter()
+            if dashboard:
+                logger.info(f"Dask dashboard: {dashboard}")
+            task = fit_task(cache, storage_root)
+            futures = {
+                task_runner.submit(
+                    task,
+                    {"model": name, "data": data, "seed": seed, "cv": cv, "limit": limit},
+                ): name
+                for name in by_cost(names)
+            }
+            reports, failures, reused = gather(futures, logger, client, task)
+            trained = time.perf_counter()
+            if cache:
+                logger.info(f"reused {reused} of {len(futures)} fits from cache")
+            if client is not None:
+                flush_worker_logs(client)
+    except Exception as exc:
+        # Closing a runner whose scheduler is gone raises its own error over ours.
+        lost = faults.find_lost(exc)
+        if lost is not None:
+            raise lost from None
+        raise
     check_failures(failures, len(reports), max_failures)
 
     ranked = rank(reports, metric)
@@ -224,6 +271,12 @@ def train_flow(
         "metric": metric,
         "dataset": {k: getattr(data, k) for k in ("source", "n_rows", "n_features", "n_classes")},
         "rows": comparison_rows(ranked, failures),
+        "cache": {
+            "enabled": cache,
+            "reused": reused,
+            "fits": len(names),
+            "path": str(storage_root / CACHE_DIR) if cache else None,
+        },
         "best": best.row(),
         "model": {
             "record_path": str(stored.record_path),
@@ -239,6 +292,10 @@ def train_flow(
             "train_seconds": trained - ready,
         },
     }
+    outage = faults.outage_warning(faults.EVENT_DROPS.dropped - dropped_before, str(storage_root))
+    summary["server_outage"] = outage
+    if outage:
+        logger.warning(outage)
     artifacts.publish(summary)
     logger.info(
         f"best model {best.model} ({metric}={getattr(best, metric):.4f}) -> {stored.record_path}"

@@ -6,6 +6,7 @@ subprocess the tests start (CLI runs, Dask worker processes) talks to that serve
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -50,7 +51,9 @@ def prefect_api() -> str:
     finally:
         from prefect.logging.handlers import APILogWorker
 
-        APILogWorker.drain_all(timeout=5)  # send batched logs while the server is still up
+        # send batched logs while the server is still up (APILogHandler.flush is an
+        # instance method in prefect 3.9: calling it on the class raised at teardown)
+        APILogWorker.drain_all(timeout=5)
         stop_server(_HOME)
         os.environ.pop("PREFECT_API_URL", None)
         shutil.rmtree(_HOME, ignore_errors=True)
@@ -72,3 +75,37 @@ def run_cli(prefect_api: str, tmp_path: Path):
         )
 
     return run
+
+
+@pytest.fixture
+def start_cli(prefect_api: str, tmp_path: Path):
+    """Start a script in the background, in its own session (so signals reach only it and
+    its children); stdout/stderr go to files. Every process left is killed at the end."""
+    started: list[subprocess.Popen] = []
+
+    def start(script: str, *args: str, name: str = "cli") -> subprocess.Popen:
+        env = {**os.environ, "PREFECT_API_URL": prefect_api}
+        with (
+            open(tmp_path / f"{name}.out", "wb") as out,
+            open(tmp_path / f"{name}.err", "wb") as err,
+        ):
+            process = subprocess.Popen(
+                [sys.executable, str(ROOT / script), *args],
+                cwd=tmp_path,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+            )
+        started.append(process)
+        return process
+
+    yield start
+    import signal
+
+    for process in started:
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)

@@ -80,8 +80,16 @@ def dask_cluster(
     n_workers: int = 1,
     tls: dict[str, str] | None = None,
     bare: bool = False,
+    worker_args: tuple[str, ...] = (),
+    scheduler_env: dict[str, str] | None = None,
+    procs: dict[str, object] | None = None,
 ) -> Iterator[str]:
-    """A scheduler and ``n_workers`` single-thread workers; yields the scheduler address."""
+    """A scheduler and ``n_workers`` single-thread workers; yields the scheduler address.
+
+    ``worker_args`` go to every ``dask worker`` (``--memory-limit``, ``--preload``),
+    ``scheduler_env`` into the scheduler's environment (Dask config such as
+    ``DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES``); ``procs``, if given, receives the
+    ``scheduler`` and ``workers`` processes, for tests that kill them."""
     port = free_port()
     protocol = "tls" if tls else "tcp"
     tls_args = []
@@ -91,20 +99,23 @@ def dask_cluster(
     scheduler = _spawn(
         [DASK, "scheduler", "--protocol", protocol, "--host", "127.0.0.1", "--port", str(port)]
         + ["--dashboard-address", f"127.0.0.1:{free_port()}", *tls_args],
-        env,
+        {**env, **(scheduler_env or {})},
         tmp,
         tmp / "scheduler.log",
     )
     address = f"{protocol}://127.0.0.1:{port}"
-    worker_args = [address, "--nthreads", "1", "--host", "127.0.0.1", "--no-dashboard", *tls_args]
+    common = [address, "--nthreads", "1", "--host", "127.0.0.1", "--no-dashboard", *tls_args]
+    common += list(worker_args)
     if bare:
-        command = [sys.executable, "-c", BARE_WORKER, *worker_args, "--no-nanny"]
+        command = [sys.executable, "-c", BARE_WORKER, *common, "--no-nanny"]
     else:
-        command = [DASK, "worker", *worker_args]
+        command = [DASK, "worker", *common]
     workers = [
         _spawn(command, worker_env(tmp, keep_project=not bare), tmp, tmp / f"worker{i}.log")
         for i in range(n_workers)
     ]
+    if procs is not None:
+        procs.update(scheduler=scheduler, workers=workers)
     try:
         security = None
         if tls:

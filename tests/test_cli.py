@@ -1,8 +1,14 @@
-"""The commands as a user types them: bad input is one line and exit 2; a run predicts."""
+"""The commands as a user types them: bad input is one line and exit 2; a run predicts.
+
+Every bad input the project knows, for every command (train, serve, server, predict),
+is one case of ``BAD_INPUTS``.
+"""
 
 from __future__ import annotations
 
 import json
+import socket
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -25,75 +31,144 @@ def write(tmp_path, name: str, frame: pd.DataFrame) -> str:
     return str(path)
 
 
+def tampered_model(tmp: Path, csv: Path) -> str:
+    """A saved model whose file changed after saving (its sha256 no longer matches)."""
+    from sklearn.naive_bayes import GaussianNB
+
+    from flows.model_store import save_model
+
+    frame = pd.read_csv(csv)
+    model = GaussianNB().fit(frame.drop(columns=["label"]), frame["label"])
+    stored = save_model(model, {"model": "nb"}, tmp / "models", "run")
+    with open(stored.record_path, "ab") as handle:
+        handle.write(b"tampered")
+    return str(stored.manifest_path)
+
+
+def dates_parquet(tmp: Path) -> str:
+    path = tmp / "dates.parquet"
+    when = pd.date_range("2024-01-01", periods=10)
+    pd.DataFrame({"when": when, "a": range(10), "y": [0, 1] * 5}).to_parquet(path)
+    return str(path)
+
+
+def garbage(tmp: Path, name: str) -> str:
+    path = tmp / name
+    path.write_bytes(b"\x00\x01 this is not a parquet file")
+    return str(path)
+
+
+def dataset(path: str, target: str = "y") -> list[str]:
+    return ["--dataset", path, "--target", target]
+
+
+TRAIN, SERVE, SERVER, PREDICT = (
+    "flows/train.py",
+    "flows/serve.py",
+    "flows/server.py",
+    "flows/predict.py",
+)
+# case -> (script, args from (tmp, csv, busy_port), expected text of the one error line)
 BAD_INPUTS = {
-    "unknown model": (lambda tmp, csv: ["--models", "rf,xgboost"], "unknown model 'xgboost'"),
-    "missing file": (
-        lambda tmp, csv: ["--dataset", str(tmp / "nope.csv"), "--target", "y"],
-        "not found",
-    ),
-    "missing target column": (
-        lambda tmp, csv: ["--dataset", str(csv), "--target", "nope"],
-        "not in",
-    ),
+    "unknown model": (TRAIN, lambda t, c, p: ["--models", "rf,xgboost"], "unknown model 'xgboost'"),
+    "missing file": (TRAIN, lambda t, c, p: dataset(str(t / "nope.csv")), "not found"),
+    "unreadable file": (TRAIN, lambda t, c, p: dataset(garbage(t, "x.parquet")), "cannot read"),
+    "missing target column": (TRAIN, lambda t, c, p: dataset(str(c), "nope"), "not in"),
     "one class": (
-        lambda tmp, csv: [
-            "--dataset",
-            write(tmp, "one.csv", pd.DataFrame({"a": range(10), "y": ["x"] * 10})),
-            "--target",
-            "y",
-        ],
+        TRAIN,
+        lambda t, c, p: dataset(
+            write(t, "one.csv", pd.DataFrame({"a": range(10), "y": ["x"] * 10}))
+        ),
         "one class",
     ),
     "empty data": (
-        lambda tmp, csv: [
-            "--dataset",
-            write(tmp, "e.csv", pd.DataFrame({"a": [], "y": []})),
-            "--target",
-            "y",
-        ],
+        TRAIN,
+        lambda t, c, p: dataset(write(t, "e.csv", pd.DataFrame({"a": [], "y": []}))),
         "no rows",
     ),
+    "all-NaN column": (
+        TRAIN,
+        lambda t, c, p: dataset(
+            write(t, "nan.csv", pd.DataFrame({"a": [None] * 10, "b": range(10), "y": [0, 1] * 5}))
+        ),
+        "entirely empty",
+    ),
+    "features it cannot encode": (TRAIN, lambda t, c, p: dataset(dates_parquet(t)), "dates/times"),
     "unreachable address": (
-        lambda tmp, csv: ["--address", f"tcp://127.0.0.1:{free_port()}"],
+        TRAIN,
+        lambda t, c, p: ["--address", f"tcp://127.0.0.1:{free_port()}"],
         "cannot reach a Dask scheduler",
     ),
-    "malformed address": (lambda tmp, csv: ["--address", "tcp://127.0.0.1"], "malformed"),
-    "bad adapt": (lambda tmp, csv: ["--adapt", "8:1"], "--adapt needs 0 <= MIN <= MAX"),
-    "adapt not numbers": (lambda tmp, csv: ["--adapt", "many"], "--adapt must be MIN:MAX"),
+    "malformed address": (TRAIN, lambda t, c, p: ["--address", "tcp://127.0.0.1"], "malformed"),
+    "bad adapt": (TRAIN, lambda t, c, p: ["--adapt", "8:1"], "--adapt needs 0 <= MIN <= MAX"),
+    "adapt not numbers": (TRAIN, lambda t, c, p: ["--adapt", "many"], "--adapt must be MIN:MAX"),
     "adapt and address": (
-        lambda tmp, csv: ["--adapt", "1:2", "--address", "tcp://127.0.0.1:8786"],
+        TRAIN,
+        lambda t, c, p: ["--adapt", "1:2", "--address", "tcp://127.0.0.1:8786"],
         "choose one of --address and --adapt",
     ),
     "missing cluster config": (
-        lambda tmp, csv: ["--cluster-config", str(tmp / "nope.yaml")],
+        TRAIN,
+        lambda t, c, p: ["--cluster-config", str(t / "nope.yaml")],
         "not found",
     ),
     "upload without dask": (
-        lambda tmp, csv: ["--runner", "threads", "--upload-code"],
+        TRAIN,
+        lambda t, c, p: ["--runner", "threads", "--upload-code"],
         "--upload-code needs --runner dask",
     ),
-    "tls without address": (
-        lambda tmp, csv: ["--tls-ca", str(csv), "--tls-cert", str(csv), "--tls-key", str(csv)],
+    "bad TLS files": (
+        TRAIN,
+        lambda t, c, p: [
+            *("--address", f"tls://127.0.0.1:{free_port()}"),
+            *("--tls-ca", str(c), "--tls-cert", str(c), "--tls-key", str(c)),
+        ],
         "not a PEM CA certificate",
     ),
     "address without dask": (
-        lambda tmp, csv: ["--runner", "threads", "--address", "tcp://127.0.0.1:8786"],
+        TRAIN,
+        lambda t, c, p: ["--runner", "threads", "--address", "tcp://127.0.0.1:8786"],
         "needs --runner dask",
+    ),
+    "bad cron": (SERVE, lambda t, c, p: ["--cron", "61 * * * *"], "bad --cron"),
+    "bad rrule": (SERVE, lambda t, c, p: ["--rrule", "FREQ=SOMETIMES"], "bad --rrule"),
+    "bad interval": (
+        SERVE,
+        lambda t, c, p: ["--interval", "-5"],
+        "--interval must be a positive number",
+    ),
+    "port in use": (SERVER, lambda t, c, p: ["start", "--port", str(p)], "port {p} on"),
+    "model sha256 mismatch": (
+        PREDICT,
+        lambda t, c, p: ["--model", tampered_model(t, c), "--data", str(c)],
+        "does not match its recorded sha256",
     ),
 }
 
 
+def files_under(folder: Path) -> set[Path]:
+    return {p for p in folder.rglob("*")}
+
+
 @pytest.mark.parametrize("case", sorted(BAD_INPUTS))
 def test_bad_input_is_one_line_and_exit_2(run_cli, tmp_path, good_csv, case):
-    make_args, expected = BAD_INPUTS[case]
-    storage = tmp_path / "storage"
-    result = run_cli("flows/train.py", *make_args(tmp_path, good_csv), "--storage", str(storage))
+    """Every bad input of every command: one ``error:`` line, exit 2, nothing written."""
+    script, make_args, expected = BAD_INPUTS[case]
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        args = make_args(tmp_path, good_csv, port)
+        if script == TRAIN:
+            args += ["--storage", str(tmp_path / "storage")]
+        before = files_under(tmp_path)
+        result = run_cli(script, *args)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert expected in lines[0]
+    assert expected.format(p=port) in lines[0]
     assert "Traceback" not in result.stderr
-    assert not storage.exists()
+    assert files_under(tmp_path) == before  # nothing written (no storage, no output file)
 
 
 def test_train_on_csv_with_dask_then_predict(run_cli, tmp_path, good_csv):
@@ -132,18 +207,6 @@ def test_help_lists_runners_and_models(run_cli):
     result = run_cli("flows/train.py", "--help")
     assert result.returncode == 0
     assert "sequential" in result.stdout and "hgb" in result.stdout
-
-
-def test_server_start_reports_a_busy_port(run_cli):
-    import socket
-
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
-        port = busy.getsockname()[1]
-        result = run_cli("flows/server.py", "start", "--port", str(port))
-    assert result.returncode == 2
-    assert result.stderr.strip().startswith("error: port") and "in use" in result.stderr
 
 
 def test_sqlite_has_json1():

@@ -25,6 +25,7 @@ def run(runner: str, storage: Path, **kwargs) -> dict:
         workers=2,
         cv=3,
         storage=str(storage),
+        cache=False,  # each runner must really fit: the scores are compared across runners
         **kwargs,
     )
 

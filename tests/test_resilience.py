@@ -48,6 +48,7 @@ def extra_models(monkeypatch):
 
 def run(tmp_path, models, **kwargs):
     kwargs.setdefault("workers", 2)
+    kwargs.setdefault("cache", False)  # these tests count real fits, not cached ones
     return train_flow(
         dataset="iris", models=models, runner="threads", storage=str(tmp_path), **kwargs
     )
@@ -139,6 +140,7 @@ def test_the_concurrency_cap_holds_on_dask_workers(prefect_api, tmp_path):
         runner="dask",
         workers=2,
         storage=str(tmp_path),
+        cache=False,  # both runs must fit: their timelines are compared
     )
     free = train_flow(**common, max_concurrent=2)
     assert peak_overlap(free["rows"]) == 2  # two workers do run fits side by side

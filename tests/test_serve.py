@@ -105,13 +105,6 @@ def test_bad_schedules_are_user_errors(args):
         build_schedule(*args)
 
 
-def test_bad_schedule_on_the_command_line_is_one_line_exit_2(run_cli):
-    result = run_cli("flows/serve.py", "--cron", "61 * * * *")
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: bad --cron")
-
-
 def test_schedules_carry_their_timezone():
     assert build_schedule("0 3 * * *", None, None, "Europe/Berlin").timezone == "Europe/Berlin"
     assert build_schedule(None, 3600, None, None).interval.total_seconds() == 3600
