@@ -83,6 +83,7 @@ def running_cluster(timeout: float = 3.0):
 def start(args: argparse.Namespace) -> int:
     """Run a LocalCluster in the foreground until Ctrl-C, SIGTERM or ``stop``."""
     from cluster.state import ClusterState, clear_state, write_state
+    from flows.cli import warn_if_exposed
     from ml.errors import UserError
 
     for flag, value in (("--workers", args.workers), ("--threads-per-worker", args.threads)):
@@ -98,12 +99,7 @@ def start(args: argparse.Namespace) -> int:
         if not port_free(args.host, port):
             raise UserError(f"port {port} on {args.host} is in use; choose another with {flag}")
 
-    if args.host not in {"127.0.0.1", "localhost", "::1"}:
-        print(
-            f"warning: the scheduler and dashboard will listen on {args.host}, reachable from "
-            "other machines, without TLS or authentication",
-            file=sys.stderr,
-        )
+    warn_if_exposed(args.host, "the Dask scheduler and dashboard")
     from distributed import LocalCluster
 
     kwargs = local_cluster_kwargs(args.workers, args.threads, args.host, args.dashboard_port)

@@ -23,6 +23,21 @@ def quiet_environment() -> None:
         os.environ.setdefault(key, value)
 
 
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def warn_if_exposed(host: str, what: str) -> bool:
+    """Say so on stderr when ``what`` will listen beyond this machine; True if it warned."""
+    if host in LOOPBACK:
+        return False
+    print(
+        f"warning: {what} will listen on {host}, reachable from other machines, "
+        "without TLS or authentication",
+        file=sys.stderr,
+    )
+    return True
+
+
 def fail(message: str, code: int = 2) -> int:
     from flows.masking import mask
 

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import httpx
 
+from flows.cli import warn_if_exposed
 from flows.masking import mask
 from ml.errors import UserError
 
@@ -104,15 +105,6 @@ def check_sqlite_json1() -> None:
         ) from None
 
 
-def _warn_if_wide(host: str) -> None:
-    if host not in {"127.0.0.1", "localhost", "::1"}:
-        print(
-            f"warning: the Prefect server will listen on {host}, reachable from other machines; "
-            "it has no authentication",
-            file=sys.stderr,
-        )
-
-
 def start_server(
     host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, home: Path | None = None
 ) -> Server:
@@ -129,7 +121,7 @@ def start_server(
             )
         if "PREFECT_API_DATABASE_CONNECTION_URL" not in os.environ:
             check_sqlite_json1()
-        _warn_if_wide(host)
+        warn_if_exposed(host, "the Prefect server")
         log_path = home / "server.log"
         env = {**os.environ, **OFFLINE_ENV, "PREFECT_HOME": str(home)}
         env.pop("PREFECT_API_URL", None)
