@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.conftest import free_port
+from tests.conftest import ROOT, free_port
 
 DASK = str(Path(sys.executable).with_name("dask"))
 PROJECT_ENV = ("PYTHONPATH",)
@@ -20,9 +20,13 @@ DROPPED = ("PREFECT_API_URL", "PREFECT_HOME")
 
 
 def worker_env(tmp: Path, keep_project: bool = True) -> dict[str, str]:
+    """A worker's environment; with the project, the repo root is importable too, so a
+    ``--preload tests.…`` module (test-only models) loads on a clean clone."""
     env = {k: v for k, v in os.environ.items() if k not in DROPPED}
     env["PREFECT_HOME"] = str(tmp / "worker-prefect-home")
-    if not keep_project:
+    if keep_project:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    else:
         for key in PROJECT_ENV:
             env.pop(key, None)
     return env

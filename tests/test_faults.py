@@ -197,7 +197,12 @@ def test_a_worker_that_keeps_dying_is_a_failed_row_and_a_failed_task_run(
     for name, spec in SPECS.items():
         monkeypatch.setitem(registry.REGISTRY, name, spec)
     worker_args = ("--memory-limit", "700MiB", "--preload", "tests.fault_models")
-    scheduler_env = {"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "1"}
+    scheduler_env = {
+        "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "1",
+        # One task per worker thread at a time: a task merely queued on a worker that
+        # dies is blamed too, so a saturation over 1.0 can fail an innocent model here.
+        "DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION": "1.0",
+    }
     with dask_cluster(
         tmp_path, n_workers=2, worker_args=worker_args, scheduler_env=scheduler_env
     ) as address:
