@@ -220,7 +220,14 @@ def test_a_worker_that_keeps_dying_is_a_failed_row_and_a_failed_task_run(
         assert rows[name]["status"] == "failed"
         assert rows[name]["error"].startswith(f"KilledWorker: the Dask worker training '{name}'")
     assert "memory limit is 700 MiB per worker" in rows["hog"]["error"]
-    states = {t.name: t.state for t in task_runs(summary["flow_run_id"])}
+    wanted = {"train-crash", "train-hog"}
+    deadline = time.monotonic() + 30  # the server records task-run events asynchronously
+    while True:
+        states = {t.name: t.state for t in task_runs(summary["flow_run_id"])}
+        settled = wanted <= set(states) and all(states[n].is_failed() for n in wanted)
+        if settled or time.monotonic() > deadline:
+            break
+        time.sleep(1)
     for name in ("crash", "hog"):
         assert states[f"train-{name}"].is_failed(), states[f"train-{name}"]
         assert "KilledWorker" in states[f"train-{name}"].message
