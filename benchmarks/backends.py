@@ -17,6 +17,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
+from benchmarks.cpu import Processes, per_task_ms
 from benchmarks.workloads import Item, Workload, build, run_item, sklearn_grid, warm_process
 from cluster.local import local_cluster_kwargs
 from ml.data import DatasetRef, load_split
@@ -57,6 +58,7 @@ class Env:
     client: Any
     quick: bool
     timeout: float
+    processes: Processes | None = None
 
 
 @dataclass
@@ -69,6 +71,8 @@ class Measurement:
     bytes_to_workers: int | None = None
     first_loads: int | None = None
     item_seconds: list[float] = field(default_factory=list)
+    work_s: float | None = None  # the items' own seconds, summed, as this backend ran them
+    cpu_ms: dict[str, float | None] | None = None  # CPU ms per task by process group
     flow_run_id: str | None = None
 
 
@@ -92,8 +96,12 @@ def scheduler_bytes(dask_scheduler: Any) -> int:
     return sum(stream.byte_count for stream in dask_scheduler.stream_comms.values())
 
 
-def _first_loads(results: list[dict[str, Any]]) -> int:
-    return sum(Counter(r["pid"] for r in results if r["first_load"]).values())
+def _from_results(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the items report themselves: dataset loads in the run and the work as run."""
+    return {
+        "first_loads": sum(Counter(r["pid"] for r in results if r["first_load"]).values()),
+        "work_s": sum(r["seconds"] for r in results),
+    }
 
 
 # Prefect -------------------------------------------------------------------------------
@@ -159,7 +167,7 @@ def prefect_backend_flow(
         "startup": ready - started,
         "submit": submitted - ready,
         "bytes_to_workers": None if before is None else after - before,
-        "first_loads": _first_loads(results),
+        **_from_results(results),
         "flow_run_id": str(flow_run.id),
     }
 
@@ -182,7 +190,7 @@ def run_sequential(backend: str, workload: Workload, env: Env) -> Measurement:
         len(results),
         time.perf_counter() - started,
         item_seconds=[r["seconds"] for r in results],
-        first_loads=_first_loads(results),
+        **_from_results(results),
     )
 
 
@@ -208,7 +216,7 @@ def run_raw_dask(backend: str, workload: Workload, env: Env) -> Measurement:
         done - started,
         submit=submitted - started,
         bytes_to_workers=after - before,
-        first_loads=_first_loads(results),
+        **_from_results(results),
     )
 
 
@@ -239,7 +247,7 @@ def run_joblib(backend: str, workload: Workload, env: Env) -> Measurement:
         len(results),
         done - started,
         startup=started - warm_started,
-        first_loads=_first_loads(results),
+        **_from_results(results),
     )
 
 
@@ -272,5 +280,17 @@ RUNNERS: dict[str, Callable[[str, Workload, Env], Measurement]] = {
 }
 
 
+# Backends whose work runs in processes the suite cannot see (its own cluster, loky).
+CPU_UNACCOUNTED = ("prefect-dask-own", "joblib", "sklearn-gridsearch")
+
+
 def measure(backend: str, workload: Workload, env: Env) -> Measurement:
-    return RUNNERS[backend](backend, workload, env)
+    """One run of ``backend``, with the CPU each process group spent on it per task."""
+    processes = None if backend in CPU_UNACCOUNTED else env.processes
+    before = processes.snapshot() if processes else None
+    measured = RUNNERS[backend](backend, workload, env)
+    if processes:
+        if backend in PREFECT_BACKENDS:
+            processes.wait_server_quiet()  # it records the task runs after the flow returns
+        measured.cpu_ms = per_task_ms(before, processes.snapshot(), measured.n_tasks)
+    return measured

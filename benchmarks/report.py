@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.backends import Measurement
+from benchmarks.cpu import GROUPS
 
 GOAL_RATIO = 1.05
 GOAL_EFFICIENCY = 0.90
@@ -45,6 +46,11 @@ COLUMNS = (
     "efficiency",
     "bytes_per_task",
     "first_loads",
+    "work_inflation",
+    "cpu_flow_ms",
+    "cpu_workers_ms",
+    "cpu_server_ms",
+    "cpu_total_ms",
     "error",
 )
 PACKAGES = (
@@ -114,11 +120,17 @@ def summarize(
             loads = [m.first_loads for m in ok if m.first_loads is not None]
             row["first_loads"] = max(loads) if loads else None
             row["_item_seconds"] = [m.item_seconds for m in ok if m.item_seconds]
+            works = [m.work_s for m in ok if m.work_s is not None]
+            row["_work_s"] = statistics.median(works) if works else None
+            for group in (*GROUPS, "total"):
+                values = [m.cpu_ms[group] for m in ok if m.cpu_ms and m.cpu_ms[group] is not None]
+                row[f"cpu_{group}_ms"] = _r(statistics.median(values), 2) if values else None
             row["flow_run_ids"] = [m.flow_run_id for m in ok if m.flow_run_id]
         rows.append(row)
     _add_relative(rows)
     for row in rows:
         row.pop("_item_seconds", None)
+        row.pop("_work_s", None)
     return rows
 
 
@@ -135,14 +147,38 @@ def _add_relative(rows: list[dict[str, Any]]) -> None:
         if bound and bound > 0.05 and row.get("wall_median_s") and row["backend"] != "sequential":
             row["bound_s"] = _r(bound)
             row["efficiency"] = _r(bound / row["wall_median_s"])
+        # Work inflation: the items' own seconds as this backend ran them over the same
+        # items run one at a time. Above 1, running side by side slowed the work itself
+        # (shared caches and memory bandwidth), which no scheduler can win back.
+        seq_work = seq.get("_work_s") if seq else None
+        if seq_work and seq_work > 0.05 and row.get("_work_s") and row["backend"] != "sequential":
+            row["work_inflation"] = _r(row["_work_s"] / seq_work)
 
 
-def goals(rows: list[dict[str, Any]], dataset_bytes: dict[str, int]) -> list[Goal]:
+def cpu_budget_ms(cores: int, tasks_per_s: float = GOAL_TINY_TPS) -> float:
+    """CPU milliseconds per task that ``cores`` give at ``tasks_per_s``, for every process."""
+    return cores * 1000 / tasks_per_s
+
+
+def cpu_split(row: dict[str, Any]) -> str:
+    """'24.1 ms (flow 5.0 + workers 9.1 + server 10.0)': the row's CPU per task by group."""
+    parts = " + ".join(
+        f"{group} {row[f'cpu_{group}_ms']:.1f}"
+        for group in GROUPS
+        if row.get(f"cpu_{group}_ms") is not None
+    )
+    return f"{row['cpu_total_ms']:.1f} ms ({parts})"
+
+
+def goals(
+    rows: list[dict[str, Any]], dataset_bytes: dict[str, int], cores: int | None = None
+) -> list[Goal]:
     """The issue's goals, judged on the project's runner at 2 workers (or the nearest count)."""
     counts = sorted({r["workers"] for r in rows})
     workers = min(counts, key=lambda w: abs(w - GOAL_WORKERS)) if counts else GOAL_WORKERS
     index = {(r["workload"], r["backend"]): r for r in rows if r["workers"] == workers}
     at = f" ({workers} workers)"
+    cores = cores or os.cpu_count() or 1
 
     def row(workload: str, backend: str = PROJECT_RUNNER) -> dict[str, Any] | None:
         found = index.get((workload, backend))
@@ -189,15 +225,20 @@ def goals(rows: list[dict[str, Any]], dataset_bytes: dict[str, int]) -> list[Goa
     out.append(Goal(f"bigdata: dataset shipped once per worker{at}", "not per task", measured, ok))
     tiny, stock = row("tiny"), row("tiny", "prefect-dask-stock")
     tps = tiny.get("tasks_per_s") if tiny else None
+    measured = (
+        "not measured"
+        if tps is None
+        else f"{tps:.0f} tasks/s (stock DaskTaskRunner {(stock or {}).get('tasks_per_s')}, "
+        f"raw Dask {(row('tiny', 'raw-dask') or {}).get('tasks_per_s')}, "
+        f"threads {(row('tiny', 'prefect-threads') or {}).get('tasks_per_s')})"
+    )
+    if tiny and tiny.get("cpu_total_ms"):
+        measured += f"; {cpu_split(tiny)} of CPU per task, {cpu_budget_ms(cores):.1f} ms budget"
     out.append(
         Goal(
             f"tiny: tasks/s through the Dask runner{at}",
             f">= {GOAL_TINY_TPS:.0f}",
-            "not measured"
-            if tps is None
-            else f"{tps:.0f} tasks/s (stock DaskTaskRunner {(stock or {}).get('tasks_per_s')}, "
-            f"raw Dask {(row('tiny', 'raw-dask') or {}).get('tasks_per_s')}, "
-            f"threads {(row('tiny', 'prefect-threads') or {}).get('tasks_per_s')})",
+            measured,
             None if tps is None else tps >= GOAL_TINY_TPS,
         )
     )
@@ -257,7 +298,12 @@ TEXT_COLUMNS = (
     ("tasks/s", "tasks_per_s"),
     ("x raw", "ratio_to_raw_dask"),
     ("eff", "efficiency"),
+    ("work x", "work_inflation"),
     ("B/task", "bytes_per_task"),
+    ("cpu ms/task flow", "cpu_flow_ms"),
+    ("workers", "cpu_workers_ms"),
+    ("server", "cpu_server_ms"),
+    ("total", "cpu_total_ms"),
 )
 
 
@@ -292,6 +338,25 @@ def text_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines + (["errors:", *errors] if errors else []))
 
 
+CPU_BACKENDS = ("prefect-threads", "prefect-dask-stock", "prefect-dask", "raw-dask")
+
+
+def cpu_lines(rows: list[dict[str, Any]], cores: int) -> str:
+    """Where a task's time goes: CPU per task by process on the many-task workloads."""
+    lines = [
+        f"- {r['workload']} w={r['workers']} {r['backend']}: {cpu_split(r)}"
+        for r in rows
+        if r["workload"] in ("grid", "tiny")
+        and r["backend"] in CPU_BACKENDS
+        and r.get("cpu_total_ms") is not None
+    ]
+    return (
+        f"{cores} cores give {cpu_budget_ms(cores):.1f} ms of CPU per task at "
+        f"{GOAL_TINY_TPS:.0f} tasks/s, for the flow, the workers and the server together.\n\n"
+        + ("\n".join(lines) or "- not measured")
+    )
+
+
 def summary_markdown(report: dict[str, Any]) -> str:
     meta = report["machine"]
     versions = ", ".join(f"{k} {v}" for k, v in meta["versions"].items() if v)
@@ -303,6 +368,8 @@ def summary_markdown(report: dict[str, Any]) -> str:
         f"{meta['cores']} cores ({meta['processor']}, {meta['platform']}), Python "
         f"{meta['python']}; {versions}; commit `{meta['git_commit']}`.\n\n"
         f"## Goals\n\n{goal_lines}\n\n"
+        f"## Where a task's time goes (CPU ms per task by process)\n\n"
+        f"{cpu_lines(report['rows'], meta['cores'])}\n\n"
         f"## Startup (outside every wall below)\n\n"
         f"Prefect server: {startup['server_s']:.1f} s "
         f"({'started' if startup['server_started'] else 'reused'}); "
@@ -312,7 +379,10 @@ def summary_markdown(report: dict[str, Any]) -> str:
         "`x raw`: time per task relative to raw Dask `client.map` on the same warm cluster "
         "(1.00 = no overhead). `eff`: critical-path bound max(longest task, total work / "
         "workers) over the median wall. `B/task`: bytes the scheduler sent to workers per "
-        "task.\n"
+        "task. `work x`: the items' own seconds as run over the same items run one at a "
+        "time (above 1: parallel runs slowed the work itself). `cpu ms/task`: CPU of this "
+        "process (flow, client, LocalCluster scheduler), the workers and the Prefect server, "
+        "per task, server read once it is quiet.\n"
     )
 
 

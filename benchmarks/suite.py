@@ -18,6 +18,7 @@ from prefect.utilities.urls import url_for
 
 from benchmarks import report as rep
 from benchmarks.backends import Env, Measurement, applies, measure
+from benchmarks.cpu import Processes
 from benchmarks.workloads import build, warm_process
 from cluster.local import local_cluster_kwargs
 
@@ -72,7 +73,8 @@ def benchmark_suite(
                 client.run(warm_process, refs)  # imports and dataset loads, before timing
                 cluster_s[count] = time.perf_counter() - started
                 logger.info(f"warm LocalCluster, {count} workers: {cluster_s[count]:.1f} s")
-                env = Env(count, cluster.scheduler_address, client, quick, timeout)
+                processes = Processes.find(client, server["url"])
+                env = Env(count, cluster.scheduler_address, client, quick, timeout, processes)
                 for repeat in range(repeats):
                     for name, workload in built.items():
                         for backend in backends:

@@ -170,3 +170,18 @@ def test_prefect_dask_task_runs_recorded(quick):
         time.sleep(0.5)
     assert len(completed) == row["n_tasks"]
     assert {r.name for r in runs} == {f"noop-{i}" for i in range(row["n_tasks"])}
+
+
+def test_cpu_per_task_is_split_by_process(quick):
+    """Where the time goes: CPU per task of the flow, the workers and the server."""
+    proc, report, _ = quick
+    rows = {(r["workload"], r["backend"]): r for r in report["rows"]}
+    mine, raw = rows[("tiny", "prefect-dask")], rows[("tiny", "raw-dask")]
+    parts = [mine[f"cpu_{g}_ms"] for g in ("flow", "workers", "server")]
+    assert all(p > 0 for p in parts), mine
+    assert mine["cpu_total_ms"] == pytest.approx(sum(parts), abs=0.05)
+    # the server records each Prefect task run; raw Dask's tasks never reach it
+    assert raw["cpu_server_ms"] < mine["cpu_server_ms"]
+    assert rows[("tiny", "prefect-dask-own")]["cpu_total_ms"] is None  # its own cluster
+    assert rows[("seed", "raw-dask")]["work_inflation"] > 0
+    assert "ms budget" in next(g["line"] for g in report["goals"] if g["name"].startswith("tiny"))
