@@ -7,7 +7,7 @@ Every parameter is plain JSON (paths and strings); the Dask objects are built he
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
@@ -17,8 +17,39 @@ from cluster.local import default_workers, local_cluster_kwargs
 from cluster.remote import check_address, tls_security
 from ml.errors import UserError
 
+if TYPE_CHECKING:
+    from distributed.security import Security
+
 RunnerName = Literal["sequential", "threads", "dask"]
 RUNNERS: tuple[str, ...] = ("sequential", "threads", "dask")
+
+
+def check_cluster_options(
+    address: str | None,
+    adapt: str | None,
+    cluster_config: str | None,
+    tls_ca: str | None = None,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
+) -> Security | None:
+    """The rules between the cluster options, in one place: the CLI checks them before it
+    starts anything, a deployment's flow run when it builds its runner. Returns the TLS
+    ``Security`` the three PEM files make (None without them)."""
+    chosen = [
+        flag
+        for flag, value in (
+            ("--address", address),
+            ("--adapt", adapt),
+            ("--cluster-config", cluster_config),
+        )
+        if value
+    ]
+    if len(chosen) > 1:
+        raise UserError(f"choose one of {' and '.join(chosen)}")
+    security = tls_security(tls_ca, tls_cert, tls_key)
+    if security is not None and not address:
+        raise UserError("--tls-ca/--tls-cert/--tls-key need --address tls://HOST:PORT")
+    return security
 
 
 def build_task_runner(
@@ -53,11 +84,7 @@ def build_task_runner(
     else:
         from flows.fast_dask import FastDaskTaskRunner as DaskTaskRunner
 
-    if sum(bool(x) for x in (address, adapt, cluster_config)) > 1:
-        raise UserError("choose one of --address, --adapt and --cluster-config")
-    security = tls_security(tls_ca, tls_cert, tls_key)
-    if security is not None and not address:
-        raise UserError("--tls-ca/--tls-cert/--tls-key need --address tls://HOST:PORT")
+    security = check_cluster_options(address, adapt, cluster_config, tls_ca, tls_cert, tls_key)
     client_kwargs = {"security": security} if security is not None else None
     common = {"client_kwargs": client_kwargs, "performance_report_path": performance_report_path}
     if address:

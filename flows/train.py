@@ -26,9 +26,9 @@ quiet_environment()
 from cluster.adaptive import parse_adapt  # noqa: E402
 from cluster.config import validate as validate_config  # noqa: E402
 from cluster.local import running_cluster  # noqa: E402
-from cluster.remote import check_address, check_scheduler, tls_security  # noqa: E402
+from cluster.remote import check_address, check_scheduler  # noqa: E402
 from flows.masking import install_log_masking, mask  # noqa: E402
-from flows.runners import RUNNERS  # noqa: E402
+from flows.runners import RUNNERS, check_cluster_options  # noqa: E402
 from flows.server import DEFAULT_PORT, ensure_server, is_healthy  # noqa: E402
 from flows.workers import require_project_modules  # noqa: E402
 from ml.data import BUILTIN_LOADERS, prepare  # noqa: E402
@@ -145,18 +145,15 @@ def preflight(args: argparse.Namespace) -> list[str]:
     for flag, value in cluster_flags.items():
         if value and args.runner != "dask":
             raise UserError(f"{flag} needs --runner dask")
-    chosen = [flag for flag in ("--address", "--adapt", "--cluster-config") if cluster_flags[flag]]
-    if len(chosen) > 1:
-        raise UserError(f"choose one of {' and '.join(chosen)}")
+    security = check_cluster_options(
+        args.address, args.adapt, args.cluster_config, args.tls_ca, args.tls_cert, args.tls_key
+    )
     models = parse_models(args.models)
     prepare(args.dataset, args.target, args.test_size, args.seed)
     if args.adapt:
         parse_adapt(args.adapt)
     if args.cluster_config:
         validate_config(args.cluster_config)
-    security = tls_security(args.tls_ca, args.tls_cert, args.tls_key)
-    if security is not None and not args.address:
-        raise UserError("--tls-ca/--tls-cert/--tls-key need --address tls://HOST:PORT")
     if args.address:
         args.address = check_address(args.address, security)
         probe = None if args.upload_code else require_project_modules
