@@ -20,6 +20,7 @@ from prefect.runtime import flow_run
 from benchmarks.cpu import Processes, per_task_ms
 from benchmarks.workloads import Item, Workload, build, run_item, sklearn_grid, warm_process
 from cluster.local import local_cluster_kwargs
+from flows.fast_dask import FastDaskTaskRunner
 from ml.data import DatasetRef, load_split
 
 PREFECT_BACKENDS = ("prefect-threads", "prefect-dask-own", "prefect-dask-stock", "prefect-dask")
@@ -122,8 +123,6 @@ def make_runner(backend: str, workers: int, address: str | None):
     from prefect.task_runners import ThreadPoolTaskRunner
     from prefect_dask import DaskTaskRunner
 
-    from flows.fast_dask import FastDaskTaskRunner
-
     if backend == "prefect-threads":
         return ThreadPoolTaskRunner(max_workers=workers)
     if backend == "prefect-dask-own":
@@ -150,6 +149,8 @@ def prefect_backend_flow(
         client = getattr(runner, "client", None)  # a Dask runner connects or starts here
         if backend == "prefect-dask-own" and wl.data is not None:
             client.run(warm_process, [wl.data])  # its fresh workers load the data once
+        if isinstance(runner, FastDaskTaskRunner):
+            runner.warm_workers()  # as train-flow does: per-run worker set-up is start-up
         before = client.run_on_scheduler(scheduler_bytes) if client else None
         ready = time.perf_counter()
         futures = [

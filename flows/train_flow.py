@@ -21,6 +21,7 @@ from prefect.runtime import flow_run
 from prefect.utilities.urls import url_for
 
 from flows import artifacts, faults
+from flows.fast_dask import FastDaskTaskRunner
 from flows.masking import install_log_masking, mask
 from flows.model_store import MODEL_DIR, default_storage, save_model
 from flows.runners import RunnerName, build_task_runner, dask_client, describe_cluster
@@ -231,6 +232,8 @@ def train_flow(
             dashboard = client.dashboard_link if client is not None else None
             if client is not None:
                 prepare_workers(client, str(api_url) if api_url else None, upload_code)
+            if isinstance(task_runner, FastDaskTaskRunner):
+                task_runner.warm_workers()
             ready = time.perf_counter()
             if dashboard:
                 logger.info(f"Dask dashboard: {dashboard}")

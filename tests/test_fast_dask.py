@@ -76,3 +76,26 @@ def test_runners_builds_fast_runner_unless_stock_asked():
     assert isinstance(build_task_runner("dask", address="127.0.0.1:1"), FastDaskTaskRunner)
     stock = build_task_runner("dask", address="127.0.0.1:1", stock_dask=True)
     assert type(stock) is DaskTaskRunner
+
+
+def _holds_context(key: str) -> bool:
+    from flows import fast_dask
+
+    return key in fast_dask._RUN_CONTEXTS
+
+
+@flow(name="fast-dask-warm")
+def warmed_probe(address: str) -> tuple[int, dict[str, bool], list[int]]:
+    with FastDaskTaskRunner(address=address) as runner:
+        warmed = runner.warm_workers()
+        key, _ = runner._context.get()
+        held = runner.client.run(_holds_context, key)
+        futures = [runner.submit(square, {"x": x}) for x in range(4)]
+        return warmed, held, [f.result(timeout=60) for f in futures]
+
+
+def test_warm_workers_unpacks_the_run_context_on_every_worker_first(cluster):
+    warmed, held, results = warmed_probe(cluster.scheduler_address)
+    assert warmed == 2
+    assert list(held.values()) == [True, True]
+    assert results == [0, 1, 4, 9]
