@@ -38,6 +38,7 @@ from typing import Any
 from uuid import uuid4
 
 import distributed
+from distributed.client import FuturesCancelledError
 from prefect.client.schemas.objects import RunInput
 from prefect.context import (
     AssetContext,
@@ -211,9 +212,13 @@ class FastDaskTaskRunner(DaskTaskRunner):
             )
             for i, worker in enumerate(workers)
         ]
-        # A busy or dying worker warms up in its first task instead.
-        with contextlib.suppress(TimeoutError), self.client.as_current():
+        # A busy or dying worker warms up in its first task instead; cancelled futures
+        # are looked at one by one below.
+        with contextlib.suppress(TimeoutError, FuturesCancelledError), self.client.as_current():
             distributed.wait(futures, timeout=timeout)
+        for future in futures:
+            if future.cancelled():  # the scheduler went away: say so now, not at submit
+                future.result()
         return len(workers)
 
     def submit(

@@ -55,6 +55,17 @@ def lost_scheduler_error(client: Client, finished: int, total: int) -> Scheduler
     )
 
 
+@contextlib.contextmanager
+def lost_scheduler_fails_fast(client: Client | None, finished: int = 0, total: int = 0):
+    """Inside: a lost scheduler raises :class:`SchedulerLost` at once."""
+    try:
+        yield
+    except Exception as exc:
+        if client is not None and scheduler_lost(exc):
+            raise lost_scheduler_error(client, finished, total) from None
+        raise
+
+
 def find_lost(exc: BaseException | None) -> SchedulerLost | None:
     """The :class:`SchedulerLost` in ``exc``'s chain (a runner's exit may raise over it)."""
     while exc is not None:

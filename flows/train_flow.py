@@ -232,9 +232,10 @@ def train_flow(
             dashboard = client.dashboard_link if client is not None else None
             if client is not None:
                 prepare_workers(client, str(api_url) if api_url else None, upload_code)
-            if isinstance(task_runner, FastDaskTaskRunner):
-                task_runner.warm_workers()
             ready = time.perf_counter()
+            if isinstance(task_runner, FastDaskTaskRunner):
+                with faults.lost_scheduler_fails_fast(client, 0, len(names)):
+                    task_runner.warm_workers()
             if dashboard:
                 logger.info(f"Dask dashboard: {dashboard}")
             task = fit_task(cache, storage_root)

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -153,6 +154,39 @@ def test_ctrl_c_shuts_the_cluster_down_and_leaves_no_partial_files(start_cli, tm
     assert not leftovers
     for record in storage.rglob("best-model.joblib"):
         assert record.with_name("best-model.json").is_file()
+
+
+def fitting(client) -> bool:
+    """A fit (not the runner's warm-up) is running on some worker."""
+    return any(k.startswith("train-model") for keys in client.processing().values() for k in keys)
+
+
+def test_a_scheduler_lost_during_the_warm_up_fails_at_once(prefect_api, tmp_path):
+    """The runner's warm-up waits on every worker: a lost scheduler must not hang it."""
+    from distributed import Client
+    from distributed.client import FutureCancelledError
+
+    from flows.fast_dask import FastDaskTaskRunner
+
+    procs: dict = {}
+    with (
+        dask_cluster(tmp_path, n_workers=1, procs=procs) as address,
+        FastDaskTaskRunner(address=address) as runner,
+    ):
+        client = runner.client
+        # the only worker thread is busy: the warm-up task waits behind it
+        busy = Client.submit(client, time.sleep, 120, pure=False)
+        wait_for(lambda: any(client.processing().values()), 60, "the worker to be busy")
+        timer = threading.Timer(1.0, os.killpg, (procs["scheduler"].pid, signal.SIGKILL))
+        timer.start()
+        started = time.monotonic()
+        with pytest.raises(FutureCancelledError) as raised:
+            runner.warm_workers(timeout=120)
+        took = time.monotonic() - started
+        del busy
+        client.close(timeout=3)
+    assert raised.value.reason == "scheduler-connection-lost"
+    assert took < 15, f"the warm-up took {took:.1f} s to notice"
 
 
 @pytest.mark.slow
