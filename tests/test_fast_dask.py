@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 import pytest
 from distributed import LocalCluster
 from prefect import flow, tags, task
 from prefect.cache_policies import NO_CACHE
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter
 from prefect.runtime import flow_run
 
 from flows.fast_dask import FastDaskTaskRunner
 from flows.runners import build_task_runner
+from tests.records import wait_for_task_runs
 
 N_TASKS = 12
 
@@ -42,28 +38,10 @@ def cluster(prefect_api):
         yield cluster
 
 
-def read_task_runs(flow_run_id: str, expected: int, timeout: float = 30.0):
-    """Task runs reach the server through events: poll until all are there and final."""
-
-    async def read():
-        async with get_client() as client:
-            return await client.read_task_runs(
-                flow_run_filter=FlowRunFilter(id={"any_": [flow_run_id]})
-            )
-
-    deadline = time.monotonic() + timeout
-    while True:
-        runs = asyncio.run(read())
-        done = [r for r in runs if r.state and r.state.is_completed()]
-        if len(done) >= expected or time.monotonic() > deadline:
-            return runs
-        time.sleep(0.5)
-
-
 def test_results_and_task_runs_recorded_on_the_server(cluster):
     flow_run_id, results = probe(cluster.scheduler_address)
     assert results == [x * x for x in range(N_TASKS)] + [81]
-    runs = read_task_runs(flow_run_id, N_TASKS + 1)
+    runs = wait_for_task_runs(flow_run_id, N_TASKS + 1)
     assert len(runs) == N_TASKS + 1
     assert all(r.state.is_completed() for r in runs)
     assert {r.name for r in runs} >= {f"square-{x}" for x in range(N_TASKS)}

@@ -23,6 +23,7 @@ from prefect.client.schemas.filters import FlowRunFilter
 from flows.train_flow import CACHE_DIR, train_flow
 from ml import registry
 from tests.dask_procs import dask_cluster
+from tests.records import wait_for_task_runs
 
 SLOW_DATA = "synthetic:n_samples=8000,n_features=30"
 REUSED = re.compile(r"reused (\d+) of (\d+) fits from cache")
@@ -128,7 +129,7 @@ def test_a_sigkilled_dask_worker_loses_nothing(run_cli, start_cli, prefect_api, 
     assert sorted(r["model"] for r in summary["rows"]) == sorted(models)
     assert all(r["status"] == "ok" for r in summary["rows"])
     assert Path(summary["model"]["record_path"]).is_file()
-    runs = task_runs(summary["flow_run_id"])
+    runs = wait_for_task_runs(summary["flow_run_id"], len(models))
     assert sorted(t.name for t in runs) == sorted(f"train-{m}" for m in models)
     assert all(t.state.is_completed() for t in runs)
 

@@ -12,6 +12,7 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, Fl
 from flows.artifacts import REPORT_KEY, TABLE_KEY
 from flows.model_store import load_model
 from flows.train_flow import train_flow
+from tests.records import wait_for_task_runs
 
 MODELS = ["rf", "logreg", "knn", "nb"]
 SCORES = ("accuracy", "f1_macro", "roc_auc", "cv_f1_macro_mean")
@@ -113,14 +114,6 @@ def test_server_sees_every_task_run_of_a_remote_cluster(prefect_api, tmp_path):
             storage=str(tmp_path),
         )
 
-    async def read():
-        async with get_client() as client:
-            return await client.read_task_runs(
-                flow_run_filter=FlowRunFilter(id={"any_": [summary["flow_run_id"]]})
-            )
-
-    import asyncio
-
-    task_runs = asyncio.run(read())
+    task_runs = wait_for_task_runs(summary["flow_run_id"], len(MODELS))
     assert sorted(t.name for t in task_runs) == sorted(f"train-{m}" for m in MODELS)
     assert all(t.state.is_completed() for t in task_runs)

@@ -10,23 +10,20 @@ import asyncio
 
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, LogFilter, LogFilterTaskRunId
+from prefect.client.schemas.filters import LogFilter, LogFilterTaskRunId
 
 from flows.train_flow import train_flow
 from tests.dask_procs import dask_cluster
+from tests.records import wait_for_task_runs
 
 MODELS = ["logreg", "nb"]
 
 
-async def _task_runs_and_logs(flow_run_id: str):
+async def _logs(task_runs):
     async with get_client() as client:
-        task_runs = await client.read_task_runs(
-            flow_run_filter=FlowRunFilter(id={"any_": [flow_run_id]})
-        )
-        logs = await client.read_logs(
+        return await client.read_logs(
             log_filter=LogFilter(task_run_id=LogFilterTaskRunId(any_=[t.id for t in task_runs]))
         )
-    return task_runs, logs
 
 
 def test_task_runs_and_task_logs_from_hand_started_workers_reach_the_server(prefect_api, tmp_path):
@@ -34,7 +31,8 @@ def test_task_runs_and_task_logs_from_hand_started_workers_reach_the_server(pref
         summary = train_flow(
             dataset="iris", models=MODELS, runner="dask", address=address, storage=str(tmp_path)
         )
-    task_runs, logs = asyncio.run(_task_runs_and_logs(summary["flow_run_id"]))
+    task_runs = wait_for_task_runs(summary["flow_run_id"], len(MODELS))
+    logs = asyncio.run(_logs(task_runs))
     assert sorted(t.name for t in task_runs) == sorted(f"train-{m}" for m in MODELS)
     assert all(t.state.is_completed() for t in task_runs)
     by_run = {t.id: t.name for t in task_runs}

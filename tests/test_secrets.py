@@ -17,6 +17,7 @@ from flows.train_flow import train_flow
 from ml import registry
 from ml.registry import ModelSpec
 from tests.conftest import ROOT, free_port
+from tests.records import wait_for_task_runs
 
 PASSWORD = "S3cret-Pw-4711"
 DB_URL = f"postgresql+asyncpg://prefect:{PASSWORD}@127.0.0.1:{{port}}/prefect"
@@ -120,6 +121,7 @@ def test_a_failing_run_masks_the_password_in_logs_states_artifacts_and_files(
             )
         return task_runs, logs, arts
 
+    wait_for_task_runs(state.state_details.flow_run_id, 1)
     task_runs, logs, arts = asyncio.run(read())
     stored = [t.state.message or "" for t in task_runs] + [log.message for log in logs]
     stored += [str(a.data) for a in arts]
