@@ -107,14 +107,13 @@ def _settings_scope(settings: Any) -> Any:
     return settings.model_copy() if settings is not None else contextlib.nullcontext()
 
 
-def warm_worker(context_key: str, context_blob: bytes) -> int:
+def warm_worker(context_key: str, context_blob: bytes) -> None:
     """The run's context and this thread's API client, made before the run's first task."""
     import prefect.task_engine  # noqa: F401 - the engine's imports, once per process
 
     _, settings = _run_context(context_key, context_blob)
     with _settings_scope(settings):
         _client_context(context_key)
-    return threading.get_ident()
 
 
 def run_prefect_task(

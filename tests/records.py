@@ -15,8 +15,8 @@ from prefect.client.schemas.filters import FlowRunFilter
 from prefect.client.schemas.objects import TaskRun
 
 
-def wait_for_task_runs(flow_run_id: str, expected: int, timeout: float = 30.0) -> list[TaskRun]:
-    """The flow run's task runs once ``expected`` of them are final (or at ``timeout``)."""
+def read_task_runs(flow_run_id: str) -> list[TaskRun]:
+    """The flow run's task runs as the server holds them now (one read)."""
 
     async def read() -> list[TaskRun]:
         async with get_client() as client:
@@ -24,9 +24,14 @@ def wait_for_task_runs(flow_run_id: str, expected: int, timeout: float = 30.0) -
                 flow_run_filter=FlowRunFilter(id={"any_": [str(flow_run_id)]})
             )
 
+    return asyncio.run(read())
+
+
+def wait_for_task_runs(flow_run_id: str, expected: int, timeout: float = 30.0) -> list[TaskRun]:
+    """The flow run's task runs once ``expected`` of them are final (or at ``timeout``)."""
     deadline = time.monotonic() + timeout
     while True:
-        runs = asyncio.run(read())
+        runs = read_task_runs(flow_run_id)
         final = [r for r in runs if r.state and r.state.is_final()]
         if len(final) >= expected or time.monotonic() > deadline:
             return runs

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter
 
 from benchmarks.report import CHART_KEY, COLUMNS, SUMMARY_KEY, TABLE_KEY
+from tests.records import wait_for_task_runs
 
 EXPECTED = {
     "seed": {"sequential", "prefect-threads", "prefect-dask", "raw-dask", "joblib", "joblib-dask"},
@@ -157,17 +157,8 @@ def test_prefect_dask_task_runs_recorded(quick):
         r for r in report["rows"] if r["workload"] == "tiny" and r["backend"] == "prefect-dask"
     )
     (flow_run_id,) = row["flow_run_ids"]
-    deadline = time.monotonic() + 30
-    while True:
-        runs = _read(
-            lambda c: c.read_task_runs(
-                flow_run_filter=FlowRunFilter(id={"any_": [flow_run_id]}), limit=200
-            )
-        )
-        completed = [r for r in runs if r.state and r.state.is_completed()]
-        if len(completed) == row["n_tasks"] or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
+    runs = wait_for_task_runs(flow_run_id, row["n_tasks"])
+    completed = [r for r in runs if r.state and r.state.is_completed()]
     assert len(completed) == row["n_tasks"]
     assert {r.name for r in runs} == {f"noop-{i}" for i in range(row["n_tasks"])}
 

@@ -6,7 +6,6 @@ real signals; nothing is mocked.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
@@ -17,13 +16,11 @@ from pathlib import Path
 
 import psutil
 import pytest
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter
 
 from flows.train_flow import CACHE_DIR, train_flow
 from ml import registry
 from tests.dask_procs import dask_cluster
-from tests.records import wait_for_task_runs
+from tests.records import read_task_runs, wait_for_task_runs
 
 SLOW_DATA = "synthetic:n_samples=8000,n_features=30"
 REUSED = re.compile(r"reused (\d+) of (\d+) fits from cache")
@@ -37,16 +34,6 @@ def wait_for(condition, timeout: float, what: str, interval: float = 0.05):
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-def task_runs(flow_run_id: str):
-    async def read():
-        async with get_client() as client:
-            return await client.read_task_runs(
-                flow_run_filter=FlowRunFilter(id={"any_": [flow_run_id]})
-            )
-
-    return asyncio.run(read())
 
 
 def cached_fits(storage: Path) -> list[Path]:
@@ -258,7 +245,7 @@ def test_a_worker_that_keeps_dying_is_a_failed_row_and_a_failed_task_run(
     wanted = {"train-crash", "train-hog"}
     deadline = time.monotonic() + 30  # the server records task-run events asynchronously
     while True:
-        states = {t.name: t.state for t in task_runs(summary["flow_run_id"])}
+        states = {t.name: t.state for t in read_task_runs(summary["flow_run_id"])}
         settled = wanted <= set(states) and all(states[n].is_failed() for n in wanted)
         if settled or time.monotonic() > deadline:
             break
@@ -321,7 +308,11 @@ def test_the_prefect_server_goes_away_and_comes_back(tmp_path):
             try:
                 wait_for(
                     lambda: (
-                        sum(1 for t in task_runs(summary["flow_run_id"]) if t.state.is_completed())
+                        sum(
+                            1
+                            for t in read_task_runs(summary["flow_run_id"])
+                            if t.state.is_completed()
+                        )
                         == 6
                     ),
                     20,
