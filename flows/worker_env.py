@@ -63,7 +63,12 @@ def forwarded_env(api_url: str) -> dict[str, str]:
 
 def missing_modules(names: list[str]) -> list[str]:
     """The top-level modules in ``names`` this worker cannot import."""
-    importlib.invalidate_caches()
+    for _ in range(5):
+        try:
+            importlib.invalidate_caches()  # sees a zip --upload-code just put on sys.path
+            break
+        except RuntimeError:  # another thread imported meanwhile (3.11 iterates a live dict)
+            continue
     return [name for name in names if importlib.util.find_spec(name) is None]
 
 
