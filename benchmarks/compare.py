@@ -21,14 +21,14 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from a checkout (spawned workers inherit it)
     sys.path.insert(0, str(ROOT))
 
-from flows.cli import quiet_environment, run_cli  # noqa: E402
+from prefect_sklearn_dask.cli import quiet_environment, run_cli  # noqa: E402
 
 quiet_environment()
 
-from benchmarks.backends import BACKENDS, DESCRIPTIONS  # noqa: E402
-from benchmarks.workloads import WORKLOADS  # noqa: E402
-from flows.server import DEFAULT_PORT  # noqa: E402
-from ml.errors import UserError  # noqa: E402
+from prefect_sklearn_dask.benchmarks.backends import BACKENDS, DESCRIPTIONS  # noqa: E402
+from prefect_sklearn_dask.benchmarks.workloads import WORKLOADS  # noqa: E402
+from prefect_sklearn_dask.ml.errors import UserError  # noqa: E402
+from prefect_sklearn_dask.server.process import DEFAULT_PORT  # noqa: E402
 
 
 def _names(value: str, allowed: tuple[str, ...], what: str) -> list[str]:
@@ -53,7 +53,7 @@ def _workers(value: str) -> list[int]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from cluster.local import default_workers
+    from prefect_sklearn_dask.cluster.local import default_workers
 
     parser = argparse.ArgumentParser(
         prog="python benchmarks/compare.py",
@@ -95,7 +95,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from flows.server import ensure_server
+    from prefect_sklearn_dask.server.process import ensure_server
 
     started = time.perf_counter()
     server = ensure_server(port=args.server_port)
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from benchmarks.suite import benchmark_suite
+    from prefect_sklearn_dask.benchmarks.suite import benchmark_suite
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
     # Settings were loaded at import; the flow and this process must use the server's URL
@@ -133,7 +133,7 @@ def run_suite(benchmark_suite, args: argparse.Namespace, stamp: str, server, ser
 
 
 def report_and_exit(report: dict, args: argparse.Namespace) -> int:
-    from benchmarks.report import text_table
+    from prefect_sklearn_dask.benchmarks.report import text_table
 
     print()
     print(text_table(report["rows"]))

@@ -24,14 +24,14 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from flows.cli import quiet_environment  # noqa: E402
+from prefect_sklearn_dask.cli import quiet_environment  # noqa: E402
 
 quiet_environment()
 
 from prefect import flow  # noqa: E402
 
-from benchmarks.backends import bench_item  # noqa: E402
-from benchmarks.workloads import Item  # noqa: E402
+from prefect_sklearn_dask.benchmarks.backends import bench_item  # noqa: E402
+from prefect_sklearn_dask.benchmarks.workloads import Item  # noqa: E402
 
 
 def _stats(profile: cProfile.Profile, top: int) -> str:
@@ -44,7 +44,7 @@ def worker_loop(runner: str, task: Any, payloads: list[dict[str, Any]], top: int
     """On the worker: run the payloads through the runner's worker-side entry point."""
     from prefect.task_engine import run_task_sync
 
-    from flows.fast_dask import run_prefect_task
+    from prefect_sklearn_dask.bridge.fast_dask import run_prefect_task
 
     def one(payload: dict[str, Any]) -> None:
         if runner == "fast":
@@ -68,7 +68,7 @@ def payloads(runner: str, n: int) -> list[dict[str, Any]]:
     """What each runner ships per task (without the Dask wrapping)."""
     from prefect.context import AssetContext, serialize_context
 
-    from flows.fast_dask import _ContextCache
+    from prefect_sklearn_dask.bridge.fast_dask import _ContextCache
 
     cache = _ContextCache()
     out = []
@@ -104,7 +104,7 @@ def profile_flow(runner: str, address: str, tasks: int, top: int) -> None:
     from distributed import Client
     from prefect_dask import DaskTaskRunner
 
-    from flows.fast_dask import FastDaskTaskRunner
+    from prefect_sklearn_dask.bridge.fast_dask import FastDaskTaskRunner
 
     cls = FastDaskTaskRunner if runner == "fast" else DaskTaskRunner
     with cls(address=address) as task_runner:
@@ -141,8 +141,8 @@ def main() -> int:
     from distributed import LocalCluster
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from cluster.local import local_cluster_kwargs
-    from flows.server import ensure_server
+    from prefect_sklearn_dask.cluster.local import local_cluster_kwargs
+    from prefect_sklearn_dask.server.process import ensure_server
 
     server = ensure_server(port=args.server_port)
     with (

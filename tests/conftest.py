@@ -29,7 +29,7 @@ os.environ.update(
 import pytest  # noqa: E402
 from prefect.settings import PREFECT_API_URL, temporary_settings  # noqa: E402
 
-from flows.server import start_server, stop_server  # noqa: E402
+from prefect_sklearn_dask.server.process import start_server, stop_server  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -71,7 +71,8 @@ import sys
 sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in type(f).__module__.lower()
                     and "editable" not in getattr(f, "__name__", "").lower()]
 import os
-sys.path[:] = [p for p in sys.path if not (p and os.path.isfile(p + "/ml/__init__.py"))]
+PACKAGE = "/prefect_sklearn_dask/__init__.py"
+sys.path[:] = [p for p in sys.path if not (p and os.path.isfile(p + PACKAGE))]
 from distributed.cli.dask_worker import main
 sys.argv[0] = "dask worker"
 main()

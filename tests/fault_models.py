@@ -18,8 +18,8 @@ import time
 import numpy as np
 from sklearn.naive_bayes import GaussianNB
 
-from ml import registry
-from ml.registry import ModelSpec
+from prefect_sklearn_dask.ml import registry
+from prefect_sklearn_dask.ml.registry import ModelSpec
 
 HOG_CHUNK_MIB = 64
 HOG_MAX_GIB = 6

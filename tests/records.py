@@ -1,6 +1,6 @@
 """Read task runs back from the server, the way the UI would see them.
 
-The server records task runs from state events, in batches (``flows.server.THROUGHPUT_ENV``:
+The server records task runs from state events, in batches (``server.process.THROUGHPUT_ENV``:
 up to 2 s later), so a test that reads right after a flow returns polls until the runs it
 expects are there and final.
 """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from flows.runners import build_task_runner
+from prefect_sklearn_dask.bridge.runners import build_task_runner
 
 
 def _workers(client) -> int:

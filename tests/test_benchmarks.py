@@ -14,7 +14,7 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter
 
-from benchmarks.report import CHART_KEY, COLUMNS, SUMMARY_KEY, TABLE_KEY
+from prefect_sklearn_dask.benchmarks.report import CHART_KEY, COLUMNS, SUMMARY_KEY, TABLE_KEY
 from tests.records import wait_for_task_runs
 
 EXPECTED = {

@@ -6,9 +6,9 @@ import inspect
 
 import pytest
 
-from cluster.local import local_cluster_kwargs
-from flows.cli import warn_if_exposed
-from flows.server import DEFAULT_HOST, start_server
+from prefect_sklearn_dask.cli import warn_if_exposed
+from prefect_sklearn_dask.cluster.local import local_cluster_kwargs
+from prefect_sklearn_dask.server.process import DEFAULT_HOST, start_server
 
 
 def test_local_clusters_bind_loopback_by_default():

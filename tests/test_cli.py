@@ -35,7 +35,7 @@ def tampered_model(tmp: Path, csv: Path) -> str:
     """A saved model whose file changed after saving (its sha256 no longer matches)."""
     from sklearn.naive_bayes import GaussianNB
 
-    from flows.model_store import save_model
+    from prefect_sklearn_dask.flow.model_store import save_model
 
     frame = pd.read_csv(csv)
     model = GaussianNB().fit(frame.drop(columns=["label"]), frame["label"])
@@ -210,6 +210,6 @@ def test_help_lists_runners_and_models(run_cli):
 
 
 def test_sqlite_has_json1():
-    from flows.server import check_sqlite_json1
+    from prefect_sklearn_dask.server.process import check_sqlite_json1
 
     check_sqlite_json1()  # raises a UserError with the fix where JSON1 is missing

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from cluster.config import check_kwargs, load_config, resolve_class, validate
-from ml.errors import UserError
+from prefect_sklearn_dask.cluster.config import check_kwargs, load_config, resolve_class, validate
+from prefect_sklearn_dask.ml.errors import UserError
 from tests.conftest import ROOT
 
 CONFIGS = ROOT / "cluster" / "configs"
@@ -107,7 +107,7 @@ def test_malformed_configs_are_refused_with_the_reason(tmp_path, case):
 
 
 def test_a_local_cluster_config_runs_the_flow(prefect_api, tmp_path):
-    from flows.train_flow import train_flow
+    from prefect_sklearn_dask.flow.train_flow import train_flow
 
     path = tmp_path / "local.yaml"
     path.write_text(

@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml.data import kind_of, load_split, parse_synthetic, prepare
-from ml.errors import DataError
+from prefect_sklearn_dask.ml.data import kind_of, load_split, parse_synthetic, prepare
+from prefect_sklearn_dask.ml.errors import DataError
 
 
 @pytest.mark.parametrize("name", ["iris", "wine", "breast_cancer", "digits"])
@@ -92,7 +92,7 @@ def test_a_file_changed_after_prepare_is_refused(tmp_path):
     pd.DataFrame({"a": range(20), "y": [0, 1] * 10}).to_csv(path, index=False)
     ref = prepare(str(path), "y", 0.25, 0)
     pd.DataFrame({"a": range(20), "y": [1, 0] * 10}).to_csv(path, index=False)
-    from ml import data
+    from prefect_sklearn_dask.ml import data
 
     data._SPLITS.clear()
     with pytest.raises(DataError, match="changed"):

@@ -1,9 +1,9 @@
 import pytest
 
-from ml.data import prepare
-from ml.errors import DataError
-from ml.evaluate import rank, train_and_evaluate
-from ml.registry import REGISTRY
+from prefect_sklearn_dask.ml.data import prepare
+from prefect_sklearn_dask.ml.errors import DataError
+from prefect_sklearn_dask.ml.evaluate import rank, train_and_evaluate
+from prefect_sklearn_dask.ml.registry import REGISTRY
 
 
 @pytest.fixture(scope="module")

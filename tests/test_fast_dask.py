@@ -8,8 +8,8 @@ from prefect import flow, tags, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from flows.fast_dask import FastDaskTaskRunner
-from flows.runners import build_task_runner
+from prefect_sklearn_dask.bridge.fast_dask import FastDaskTaskRunner
+from prefect_sklearn_dask.bridge.runners import build_task_runner
 from tests.records import wait_for_task_runs
 
 N_TASKS = 12
@@ -57,7 +57,7 @@ def test_runners_builds_fast_runner_unless_stock_asked():
 
 
 def _holds_context(key: str) -> bool:
-    from flows import fast_dask
+    from prefect_sklearn_dask.bridge import fast_dask
 
     return key in fast_dask._RUN_CONTEXTS
 

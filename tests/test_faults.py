@@ -17,8 +17,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from flows.train_flow import CACHE_DIR, train_flow
-from ml import registry
+from prefect_sklearn_dask.flow.train_flow import CACHE_DIR, train_flow
+from prefect_sklearn_dask.ml import registry
 from tests.dask_procs import dask_cluster
 from tests.records import read_task_runs, wait_for_task_runs
 
@@ -154,7 +154,7 @@ def test_a_scheduler_lost_during_the_warm_up_fails_at_once(prefect_api, tmp_path
     from distributed import Client
     from distributed.client import FutureCancelledError
 
-    from flows.fast_dask import FastDaskTaskRunner
+    from prefect_sklearn_dask.bridge.fast_dask import FastDaskTaskRunner
 
     procs: dict = {}
     with (
@@ -262,7 +262,7 @@ def test_the_prefect_server_goes_away_and_comes_back(tmp_path):
     import subprocess
     import sys
 
-    from flows.server import start_server, stop_server
+    from prefect_sklearn_dask.server.process import start_server, stop_server
     from tests.conftest import ROOT, free_port
 
     home, port = tmp_path / "server-home", free_port()

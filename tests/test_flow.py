@@ -9,9 +9,9 @@ from distributed import LocalCluster
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter
 
-from flows.artifacts import REPORT_KEY, TABLE_KEY
-from flows.model_store import load_model
-from flows.train_flow import train_flow
+from prefect_sklearn_dask.flow.artifacts import REPORT_KEY, TABLE_KEY
+from prefect_sklearn_dask.flow.model_store import load_model
+from prefect_sklearn_dask.flow.train_flow import train_flow
 from tests.records import wait_for_task_runs
 
 MODELS = ["rf", "logreg", "knn", "nb"]

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from cluster.state import read_state, state_path
+from prefect_sklearn_dask.cluster.state import read_state, state_path
 from tests.conftest import ROOT, free_port
 
 LOCAL = str(ROOT / "cluster" / "local.py")

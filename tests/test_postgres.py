@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from flows.server import start_server, stop_server
-from flows.train_flow import train_flow
+from prefect_sklearn_dask.flow.train_flow import train_flow
+from prefect_sklearn_dask.server.process import start_server, stop_server
 from tests.conftest import free_port
 
 

@@ -1,7 +1,7 @@
 import pytest
 
-from ml.errors import ModelError
-from ml.registry import (
+from prefect_sklearn_dask.ml.errors import ModelError
+from prefect_sklearn_dask.ml.registry import (
     DEFAULT_MODELS,
     REGISTRY,
     build_estimator,

@@ -12,7 +12,7 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import LogFilter, LogFilterTaskRunId
 
-from flows.train_flow import train_flow
+from prefect_sklearn_dask.flow.train_flow import train_flow
 from tests.dask_procs import dask_cluster
 from tests.records import wait_for_task_runs
 

@@ -15,9 +15,9 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter
 from sklearn.naive_bayes import GaussianNB
 
-from flows.train_flow import FAILURE_KEY, train_flow
-from ml import registry
-from ml.registry import ModelSpec
+from prefect_sklearn_dask.flow.train_flow import FAILURE_KEY, train_flow
+from prefect_sklearn_dask.ml import registry
+from prefect_sklearn_dask.ml.registry import ModelSpec
 
 FLAKY_CALLS = itertools.count()
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from flows.runners import build_task_runner, check_cluster_options
-from ml.errors import UserError
+from prefect_sklearn_dask.bridge.runners import build_task_runner, check_cluster_options
+from prefect_sklearn_dask.ml.errors import UserError
 
 
 def test_no_cluster_options_is_a_plain_local_cluster():

@@ -12,10 +12,10 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, FlowRunFilter, LogFilter
 from sklearn.naive_bayes import GaussianNB
 
-from flows.masking import mask
-from flows.train_flow import train_flow
-from ml import registry
-from ml.registry import ModelSpec
+from prefect_sklearn_dask.flow.train_flow import train_flow
+from prefect_sklearn_dask.masking import mask
+from prefect_sklearn_dask.ml import registry
+from prefect_sklearn_dask.ml.registry import ModelSpec
 from tests.conftest import ROOT, free_port
 from tests.records import wait_for_task_runs
 

@@ -13,8 +13,8 @@ import httpx
 import pytest
 from prefect.deployments import run_deployment
 
-from flows.serve import build_schedule
-from ml.errors import UserError
+from prefect_sklearn_dask.commands.serve import build_schedule
+from prefect_sklearn_dask.ml.errors import UserError
 from tests.conftest import ROOT
 
 DEPLOYMENT = "train-flow/TrainClassifiers"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import psutil
 
-from flows.server import THROUGHPUT_ENV, server_env
+from prefect_sklearn_dask.server.process import THROUGHPUT_ENV, server_env
 
 RECORDER_BATCH = "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE"
 

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from distributed import LocalCluster
 
-from flows.train_flow import train_flow
+from prefect_sklearn_dask.flow.train_flow import train_flow
 
 
 def burst(n_runs: int, storage) -> list:

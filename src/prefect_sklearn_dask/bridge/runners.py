@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Literal
 
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
-from cluster.adaptive import parse_adapt
-from cluster.config import load_config
-from cluster.local import default_workers, local_cluster_kwargs
-from cluster.remote import check_address, tls_security
-from ml.errors import UserError
+from prefect_sklearn_dask.cluster.adaptive import parse_adapt
+from prefect_sklearn_dask.cluster.config import load_config
+from prefect_sklearn_dask.cluster.local import default_workers, local_cluster_kwargs
+from prefect_sklearn_dask.cluster.remote import check_address, tls_security
+from prefect_sklearn_dask.ml.errors import UserError
 
 if TYPE_CHECKING:
     from distributed.security import Security
@@ -69,7 +69,7 @@ def build_task_runner(
     ``LocalCluster`` of worker processes (fixed, or adaptive ``MIN:MAX``), the scheduler
     at ``address`` (TLS with the three PEM files), or the cluster a YAML config names.
 
-    ``dask`` uses :class:`flows.fast_dask.FastDaskTaskRunner` (the same task runs on the
+    ``dask`` uses :class:`~.fast_dask.FastDaskTaskRunner` (the same task runs on the
     server, ~10x less per-task overhead); ``stock_dask=True`` picks prefect-dask's own
     ``DaskTaskRunner``, which the benchmarks compare against."""
     if runner == "sequential":
@@ -82,7 +82,7 @@ def build_task_runner(
     if stock_dask:
         from prefect_dask import DaskTaskRunner
     else:
-        from flows.fast_dask import FastDaskTaskRunner as DaskTaskRunner
+        from prefect_sklearn_dask.bridge.fast_dask import FastDaskTaskRunner as DaskTaskRunner
 
     security = check_cluster_options(address, adapt, cluster_config, tls_ca, tls_cert, tls_key)
     client_kwargs = {"security": security} if security is not None else None

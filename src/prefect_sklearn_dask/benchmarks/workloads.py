@@ -2,7 +2,7 @@
 
 Every backend (a loop, Prefect on threads or Dask, raw Dask, joblib) executes the same
 :func:`run_item` on the same :class:`Item` list, so their walls are comparable. Items
-carry a small :class:`~ml.data.DatasetRef`, never data: each process loads a dataset
+carry a small :class:`~.ml.data.DatasetRef`, never data: each process loads a dataset
 once and reuses it (``bigdata`` checks that, counting loads per process).
 """
 
@@ -15,8 +15,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ml.data import DatasetRef, load_split, prepare
-from ml.registry import DEFAULT_MODELS, build_estimator, by_cost, get_spec, grid_points
+from prefect_sklearn_dask.ml.data import DatasetRef, load_split, prepare
+from prefect_sklearn_dask.ml.registry import (
+    DEFAULT_MODELS,
+    build_estimator,
+    by_cost,
+    get_spec,
+    grid_points,
+)
 
 WORKLOADS: tuple[str, ...] = ("seed", "grid", "tiny", "bigdata")
 GRID_MODELS: tuple[str, ...] = ("svc", "logreg", "knn", "tree", "nb", "lda")
@@ -87,7 +93,7 @@ def run_item(item: Item, data: DatasetRef | None, seed: int = 0) -> dict[str, An
     first_load = False
     score: float | None = None
     if item.kind == "fit":
-        from ml.evaluate import train_and_evaluate
+        from prefect_sklearn_dask.ml.evaluate import train_and_evaluate
 
         _, first_load = _split(data)
         score = train_and_evaluate(item.model, data, seed=seed, params=dict(item.params)).f1_macro
@@ -120,7 +126,7 @@ def warm_process(refs: list[DatasetRef]) -> int:
     import prefect.task_engine  # noqa: F401
     import sklearn.ensemble  # noqa: F401
 
-    import ml.evaluate  # noqa: F401
+    import prefect_sklearn_dask.ml.evaluate  # noqa: F401
 
     for ref in refs:
         _split(ref)

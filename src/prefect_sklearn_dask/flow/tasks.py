@@ -1,6 +1,6 @@
 """The Prefect tasks: thin wrappers so the same pure functions run on every runner.
 
-Tasks take a small :class:`~ml.data.DatasetRef`, never the data itself, so nothing
+Tasks take a small :class:`~.ml.data.DatasetRef`, never the data itself, so nothing
 large is hashed for cache keys or shipped per task.
 
 Each finished fit is persisted (joblib) under a cache key made of the task's inputs
@@ -23,11 +23,11 @@ from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE, CachePolicy
 from prefect.concurrency.sync import concurrency
 from prefect.tasks import exponential_backoff
 
-from flows.masking import mask
-from flows.model_store import JoblibSerializer
-from ml.data import DatasetRef
-from ml.errors import UserError
-from ml.evaluate import TrainReport, train_and_evaluate
+from prefect_sklearn_dask.flow.model_store import JoblibSerializer
+from prefect_sklearn_dask.masking import mask
+from prefect_sklearn_dask.ml.data import DatasetRef
+from prefect_sklearn_dask.ml.errors import UserError
+from prefect_sklearn_dask.ml.evaluate import TrainReport, train_and_evaluate
 
 TRAIN_RETRIES = 2
 FIT_CACHE: CachePolicy = (INPUTS - "limit") + TASK_SOURCE

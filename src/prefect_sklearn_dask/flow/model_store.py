@@ -25,7 +25,7 @@ from prefect.results import ResultRecord, ResultStore
 from prefect.serializers import Serializer
 from pydantic import Field
 
-from ml.errors import UserError
+from prefect_sklearn_dask.ml.errors import UserError
 
 MODEL_DIR = "train-flow"
 LATEST = "latest.json"

@@ -3,7 +3,7 @@
 Before any task is submitted: give the workers the flow's Prefect settings (a worker
 plugin, so workers that join later get them too), ship the project's code when asked,
 then check every worker can import it and reach the Prefect API. A worker that
-cannot would otherwise fail each task with ``No module named 'ml'`` or record its runs
+cannot would otherwise fail each task with ``No module named ...`` or record its runs
 where nobody looks.
 """
 
@@ -14,13 +14,13 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from flows import worker_env
-from ml.errors import UserError
+from prefect_sklearn_dask.bridge import worker_env
+from prefect_sklearn_dask.ml.errors import UserError
 
 if TYPE_CHECKING:
     from distributed import Client
 
-PROJECT_PACKAGES = ("ml", "flows", "cluster")
+PROJECT_PACKAGES = ("prefect_sklearn_dask",)
 INSTALL_HINT = (
     "install this project on them (`pip install -e .` from a checkout, or the built wheel, "
     "with the versions in constraints.txt) or pass --upload-code to ship it from here"
@@ -33,7 +33,7 @@ def _short(addresses: list[str], limit: int = 3) -> str:
 
 
 def require_project_modules(client: Client) -> None:
-    """A :class:`UserError` naming the workers that cannot import ``ml``/``flows``."""
+    """A :class:`UserError` naming the workers that cannot import ``prefect_sklearn_dask``."""
     answers = client.run(worker_env.missing_modules, list(PROJECT_PACKAGES))
     lacking = {addr: missing for addr, missing in answers.items() if missing}
     if lacking:

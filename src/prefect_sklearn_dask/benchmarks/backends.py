@@ -17,11 +17,18 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from benchmarks.cpu import Processes, per_task_ms
-from benchmarks.workloads import Item, Workload, build, run_item, sklearn_grid, warm_process
-from cluster.local import local_cluster_kwargs
-from flows.fast_dask import FastDaskTaskRunner
-from ml.data import DatasetRef, load_split
+from prefect_sklearn_dask.benchmarks.cpu import Processes, per_task_ms
+from prefect_sklearn_dask.benchmarks.workloads import (
+    Item,
+    Workload,
+    build,
+    run_item,
+    sklearn_grid,
+    warm_process,
+)
+from prefect_sklearn_dask.bridge.fast_dask import FastDaskTaskRunner
+from prefect_sklearn_dask.cluster.local import local_cluster_kwargs
+from prefect_sklearn_dask.ml.data import DatasetRef, load_split
 
 PREFECT_BACKENDS = ("prefect-threads", "prefect-dask-own", "prefect-dask-stock", "prefect-dask")
 BACKENDS: tuple[str, ...] = (

@@ -71,7 +71,7 @@ class Processes:
     ) -> None:
         """Until the server has used under ``below`` of a core for ``quiet_windows`` windows.
 
-        Three 1 s windows outlast its 2 s flush interval (``flows.server.THROUGHPUT_ENV``).
+        Three 1 s windows outlast its 2 s flush interval (``server.process.THROUGHPUT_ENV``).
         """
         if self.server is None:
             return

@@ -11,10 +11,10 @@ from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 from sklearn.model_selection import StratifiedKFold, cross_validate
 from sklearn.pipeline import Pipeline
 
-from ml.data import DatasetRef, Split, load_split
-from ml.errors import DataError
-from ml.preprocess import make_model_pipeline
-from ml.registry import build_estimator, get_spec
+from prefect_sklearn_dask.ml.data import DatasetRef, Split, load_split
+from prefect_sklearn_dask.ml.errors import DataError
+from prefect_sklearn_dask.ml.preprocess import make_model_pipeline
+from prefect_sklearn_dask.ml.registry import build_estimator, get_spec
 
 METRICS = ("f1_macro", "accuracy", "roc_auc")
 

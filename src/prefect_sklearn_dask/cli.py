@@ -6,7 +6,7 @@ import os
 import sys
 from collections.abc import Callable
 
-from ml.errors import UserError
+from prefect_sklearn_dask.ml.errors import UserError
 
 QUIET_ENV = {
     # Dask's INFO chatter (worker start/stop) would bury the progress lines.
@@ -39,7 +39,7 @@ def warn_if_exposed(host: str, what: str) -> bool:
 
 
 def fail(message: str, code: int = 2) -> int:
-    from flows.masking import mask
+    from prefect_sklearn_dask.masking import mask
 
     print(f"error: {mask(message)}", file=sys.stderr)
     return code
@@ -49,7 +49,7 @@ def _masked_excepthook(kind, value, tb) -> None:
     """Unexpected errors keep their traceback (it is a bug report) but lose any secret."""
     import traceback
 
-    from flows.masking import mask
+    from prefect_sklearn_dask.masking import mask
 
     sys.stderr.write(mask("".join(traceback.format_exception(kind, value, tb))))
 
@@ -58,7 +58,7 @@ def run_cli(main: Callable[[], int]) -> int:
     """Run ``main``: a :class:`UserError` becomes one line on stderr and exit code 2.
 
     Every line printed here, and any traceback, has URL passwords and secret settings
-    masked (:mod:`flows.masking`; not named `secrets`: for scripts run from flows/ that
+    masked (:mod:`.masking`; not named `secrets`: for scripts run from flows/ that
     would shadow the stdlib module).
     """
     sys.excepthook = _masked_excepthook

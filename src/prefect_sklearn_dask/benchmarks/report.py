@@ -18,8 +18,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from benchmarks.backends import Measurement
-from benchmarks.cpu import GROUPS
+from prefect_sklearn_dask.benchmarks.backends import Measurement
+from prefect_sklearn_dask.benchmarks.cpu import GROUPS
 
 GOAL_RATIO = 1.05
 GOAL_EFFICIENCY = 0.90

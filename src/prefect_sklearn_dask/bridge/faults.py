@@ -170,7 +170,7 @@ EVENT_DROPS = EventDropFilter()
 
 
 def install_event_drop_filter() -> None:
-    from flows.masking import add_handler_filter
+    from prefect_sklearn_dask.masking import add_handler_filter
 
     add_handler_filter(EVENT_DROPS)
 

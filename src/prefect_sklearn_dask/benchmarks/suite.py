@@ -16,13 +16,13 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 from prefect.utilities.urls import url_for
 
-from benchmarks import report as rep
-from benchmarks.backends import Env, Measurement, applies, measure
-from benchmarks.cpu import Processes
-from benchmarks.workloads import build, warm_process
-from cluster.local import local_cluster_kwargs
+from prefect_sklearn_dask.benchmarks import report as rep
+from prefect_sklearn_dask.benchmarks.backends import Env, Measurement, applies, measure
+from prefect_sklearn_dask.benchmarks.cpu import Processes
+from prefect_sklearn_dask.benchmarks.workloads import build, warm_process
+from prefect_sklearn_dask.cluster.local import local_cluster_kwargs
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]  # the checkout, for the git commit
 # Quick runs: the backends that cost seconds whatever the workload (a second cluster to
 # start, stock DaskTaskRunner's ~0.1 s per task) run on one workload only.
 QUICK_ONLY_ON = {"prefect-dask-own": {"tiny"}, "prefect-dask-stock": {"tiny"}}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ml.errors import UserError
+from prefect_sklearn_dask.ml.errors import UserError
 
 
 def parse_adapt(spec: str) -> dict[str, Any]:

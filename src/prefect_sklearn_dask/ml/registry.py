@@ -26,7 +26,7 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.svm import SVC
 from sklearn.tree import DecisionTreeClassifier
 
-from ml.errors import ModelError
+from prefect_sklearn_dask.ml.errors import ModelError
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ engine on the worker and records its task run, states and logs on the server. It
   ``<task name>-<task run id>``, with a Dask priority that falls with submission order,
   so the order the flow submits in (longest fits first) is the order workers start them.
 
-    from flows.fast_dask import FastDaskTaskRunner
+    from prefect_sklearn_dask.bridge.fast_dask import FastDaskTaskRunner
     with FastDaskTaskRunner(address="tcp://127.0.0.1:8786") as runner:
         future = runner.submit(my_task, {"x": 1})
 """

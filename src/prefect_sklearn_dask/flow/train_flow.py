@@ -1,6 +1,6 @@
 """``train-flow``: train several classifiers in parallel as Prefect tasks, compare, keep the best.
 
-    from flows.train_flow import train_flow
+    from prefect_sklearn_dask.flow.train_flow import train_flow
     summary = train_flow(dataset="iris", models=["rf", "logreg"], runner="threads")
     summary["best"]["model"], summary["model"]["record_path"]
 
@@ -20,16 +20,22 @@ from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
 from prefect.utilities.urls import url_for
 
-from flows import artifacts, faults
-from flows.fast_dask import FastDaskTaskRunner
-from flows.masking import install_log_masking, mask
-from flows.model_store import MODEL_DIR, default_storage, save_model
-from flows.runners import RunnerName, build_task_runner, dask_client, describe_cluster
-from flows.tasks import NO_FIT_CACHE, train_model
-from flows.workers import flush_worker_logs, prepare_workers
-from ml.data import DatasetRef, prepare
-from ml.evaluate import TrainReport, rank
-from ml.registry import DEFAULT_MODELS, by_cost, parse_models
+from prefect_sklearn_dask.bridge import faults
+from prefect_sklearn_dask.bridge.fast_dask import FastDaskTaskRunner
+from prefect_sklearn_dask.bridge.runners import (
+    RunnerName,
+    build_task_runner,
+    dask_client,
+    describe_cluster,
+)
+from prefect_sklearn_dask.bridge.workers import flush_worker_logs, prepare_workers
+from prefect_sklearn_dask.flow import artifacts
+from prefect_sklearn_dask.flow.model_store import MODEL_DIR, default_storage, save_model
+from prefect_sklearn_dask.flow.tasks import NO_FIT_CACHE, train_model
+from prefect_sklearn_dask.masking import install_log_masking, mask
+from prefect_sklearn_dask.ml.data import DatasetRef, prepare
+from prefect_sklearn_dask.ml.evaluate import TrainReport, rank
+from prefect_sklearn_dask.ml.registry import DEFAULT_MODELS, by_cost, parse_models
 
 Metric = Literal["f1_macro", "accuracy", "roc_auc"]
 CONCURRENCY_LIMIT = "train-model"
@@ -92,7 +98,7 @@ def gather(
 
     A model that raises becomes a failed row, not a failed comparison; one whose Dask
     worker kept dying is also marked ``Failed`` on the server (Prefect leaves it
-    Running). A lost scheduler raises :class:`~flows.faults.SchedulerLost` at once.
+    Running). A lost scheduler raises ``SchedulerLost`` at once.
     Returns the reports, the failures and how many results came from the fit cache
     (task runs whose final state is Prefect's ``Cached``).
     """
@@ -132,7 +138,7 @@ def comparison_rows(ranked: list[TrainReport], failures: dict[str, str]) -> list
 
 
 def manifest_for(best: TrainReport, data: DatasetRef, metric: str, run_id: str) -> dict[str, Any]:
-    from ml.data import load_split
+    from prefect_sklearn_dask.ml.data import load_split
 
     split = load_split(data)
     return {

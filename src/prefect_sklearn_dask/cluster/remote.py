@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ml.errors import UserError
+from prefect_sklearn_dask.ml.errors import UserError
 
 if TYPE_CHECKING:
     from distributed import Client, Security

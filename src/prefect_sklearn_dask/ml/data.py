@@ -26,7 +26,7 @@ from sklearn.datasets import (
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelEncoder
 
-from ml.errors import DataError
+from prefect_sklearn_dask.ml.errors import DataError
 
 BUILTIN_LOADERS = {
     "iris": load_iris,

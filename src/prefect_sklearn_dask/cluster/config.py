@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ml.errors import UserError
+from prefect_sklearn_dask.ml.errors import UserError
 
 KEYS = {"cluster_class", "cluster_kwargs", "adapt"}
 # Optional packages and the extra of this project that installs each.

@@ -1,1 +1,0 @@
-"""Prefect layer: the ``train-flow`` flow, its tasks, runners, server and model store."""

@@ -1,0 +1,1 @@
+"""Benchmarks: every runner side by side on the same workloads (``benchmarks/compare.py``)."""

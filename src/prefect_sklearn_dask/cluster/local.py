@@ -1,0 +1,214 @@
+"""A local Dask cluster on this machine: worker processes bound to 127.0.0.1.
+
+One worker process per core, one thread each: scikit-learn fits hold the GIL in
+places, so processes beat threads, and ``n_jobs=1`` in every estimator keeps the
+cores from being oversubscribed.
+
+As a command it keeps one cluster alive between flow runs, so each run skips the
+~4 s cluster start; ``flows/train.py --runner dask`` finds it through a state file::
+
+    python cluster/local.py start --workers 4 --threads-per-worker 1   # Ctrl-C or `stop` ends it
+    python cluster/local.py status
+    python cluster/local.py stop
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from typing import Any
+
+DEFAULT_HOST = "127.0.0.1"
+SCHEDULER_PORT = 8786
+DASHBOARD_PORT = 8787
+STOP_TIMEOUT_S = 30.0
+
+
+def default_workers() -> int:
+    """One worker per available core."""
+    return max(
+        1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    )
+
+
+def local_cluster_kwargs(
+    workers: int | None = None,
+    threads_per_worker: int = 1,
+    host: str = DEFAULT_HOST,
+    dashboard_port: int = DASHBOARD_PORT,
+) -> dict[str, Any]:
+    """``distributed.LocalCluster`` keyword arguments, local-only by default."""
+    return {
+        "n_workers": workers or default_workers(),
+        "threads_per_worker": threads_per_worker,
+        "processes": True,
+        "host": host,
+        "dashboard_address": f"{host}:{dashboard_port}",
+    }
+
+
+def port_free(host: str, port: int) -> bool:
+    """True when ``port`` can be bound on ``host`` now (0 always can)."""
+    if port == 0:
+        return True
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def running_cluster(timeout: float = 3.0):
+    """The recorded long-lived cluster if its process lives and its scheduler answers."""
+    from prefect_sklearn_dask.cluster.remote import check_scheduler
+    from prefect_sklearn_dask.cluster.state import process_alive, read_state
+    from prefect_sklearn_dask.ml.errors import UserError
+
+    state = read_state()
+    if state is None or not process_alive(state.pid):
+        return None
+    try:
+        check_scheduler(state.address, timeout=timeout)
+    except UserError:
+        return None
+    return state
+
+
+def start(args: argparse.Namespace) -> int:
+    """Run a LocalCluster in the foreground until Ctrl-C, SIGTERM or ``stop``."""
+    from prefect_sklearn_dask.cli import warn_if_exposed
+    from prefect_sklearn_dask.cluster.state import ClusterState, clear_state, write_state
+    from prefect_sklearn_dask.ml.errors import UserError
+
+    for flag, value in (("--workers", args.workers), ("--threads-per-worker", args.threads)):
+        if value is not None and value < 1:
+            raise UserError(f"{flag} must be at least 1, got {value}")
+    existing = running_cluster()
+    if existing is not None:
+        raise UserError(
+            f"a cluster started by this command is already running at {existing.address} "
+            f"(pid {existing.pid}); use it, or `python cluster/local.py stop` first"
+        )
+    for flag, port in (("--port", args.port), ("--dashboard-port", args.dashboard_port)):
+        if not port_free(args.host, port):
+            raise UserError(f"port {port} on {args.host} is in use; choose another with {flag}")
+
+    warn_if_exposed(args.host, "the Dask scheduler and dashboard")
+    from distributed import LocalCluster
+
+    kwargs = local_cluster_kwargs(args.workers, args.threads, args.host, args.dashboard_port)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    with LocalCluster(scheduler_port=args.port, **kwargs) as cluster:
+        state = ClusterState(
+            address=cluster.scheduler_address,
+            dashboard_url=cluster.dashboard_link,
+            pid=os.getpid(),
+            workers=kwargs["n_workers"],
+            threads_per_worker=kwargs["threads_per_worker"],
+        )
+        path = write_state(state)
+        print(
+            f"Dask cluster started: {state.workers} workers x {state.threads_per_worker} "
+            f"thread(s)\n  scheduler  {state.address}\n  dashboard  {state.dashboard_url}\n"
+            f"  state      {path}\n"
+            "`python flows/train.py --runner dask` now reuses it; "
+            f"stop it with Ctrl-C or `python cluster/local.py stop`",
+            flush=True,
+        )
+        try:
+            while not stop.wait(1.0):
+                pass
+        finally:
+            clear_state(pid=os.getpid())
+    print("Dask cluster stopped", flush=True)
+    return 0
+
+
+def status(args: argparse.Namespace) -> int:
+    """Workers, memory, tasks and dashboard of the recorded cluster."""
+    from distributed import Client
+
+    from prefect_sklearn_dask.cluster.remote import _quiet
+    from prefect_sklearn_dask.cluster.state import clear_state, process_alive, read_state
+
+    state = read_state()
+    if state is None:
+        print("no long-lived Dask cluster recorded; start one with `python cluster/local.py start`")
+        return 1
+    if not process_alive(state.pid):
+        clear_state(pid=state.pid)
+        print(f"the cluster recorded at {state.address} is gone (pid {state.pid}); state cleared")
+        return 1
+    with _quiet(), Client(state.address, timeout=5, set_as_default=False) as client:
+        info = client.scheduler_info(n_workers=-1)
+        processing = client.processing()
+        in_memory = client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))
+    workers = info["workers"].values()
+    used = sum(w.get("metrics", {}).get("memory", 0) for w in workers)
+    limit = sum(w.get("memory_limit", 0) for w in workers)
+    print(
+        f"Dask cluster at {state.address} (pid {state.pid})\n"
+        f"  workers    {len(info['workers'])} x {state.threads_per_worker} thread(s)\n"
+        f"  memory     {used / 2**30:.2f} GiB used of {limit / 2**30:.2f} GiB\n"
+        f"  tasks      {sum(len(v) for v in processing.values())} processing, "
+        f"{in_memory} known to the scheduler\n"
+        f"  dashboard  {state.dashboard_url}"
+    )
+    return 0
+
+
+def stop(args: argparse.Namespace) -> int:
+    """SIGTERM the ``start`` process (it closes the cluster and clears the state)."""
+    from prefect_sklearn_dask.cluster.state import clear_state, process_alive, read_state
+
+    state = read_state()
+    if state is None or not process_alive(state.pid):
+        if state is not None:
+            clear_state(pid=state.pid)
+        print("no long-lived Dask cluster running")
+        return 0
+    os.kill(state.pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    while process_alive(state.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if process_alive(state.pid):
+        os.kill(state.pid, signal.SIGKILL)
+    clear_state(pid=state.pid)
+    print(f"Dask cluster at {state.address} stopped")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python cluster/local.py",
+        description="A long-lived local Dask cluster (127.0.0.1) that flow runs reuse.",
+    )
+    sub = parser.add_subparsers(dest="action", required=True)
+    begin = sub.add_parser("start", help="start a cluster and keep it running (foreground)")
+    begin.add_argument("--workers", type=int, help="worker processes (default: one per core)")
+    begin.add_argument(
+        "--threads-per-worker", dest="threads", type=int, default=1, help="(default: 1)"
+    )
+    begin.add_argument("--host", default=DEFAULT_HOST, help="interface (default: %(default)s)")
+    begin.add_argument("--port", type=int, default=SCHEDULER_PORT, help="scheduler port")
+    begin.add_argument("--dashboard-port", type=int, default=DASHBOARD_PORT)
+    sub.add_parser("status", help="workers, memory, tasks and dashboard of the running cluster")
+    sub.add_parser("stop", help="stop the running cluster")
+    args = parser.parse_args(argv)
+    return {"start": start, "status": status, "stop": stop}[args.action](args)
+
+
+def cli() -> None:
+    """The console script (and ``cluster/local.py``): quiet libraries, one-line errors."""
+    from prefect_sklearn_dask.cli import quiet_environment, run_cli
+
+    quiet_environment()
+    sys.exit(run_cli(main))

@@ -1,0 +1,1 @@
+"""The command lines behind ``flows/*.py`` (also installed as console scripts)."""

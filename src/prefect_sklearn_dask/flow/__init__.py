@@ -1,0 +1,1 @@
+"""The ``train-flow`` flow: its tasks, artifacts and model store."""

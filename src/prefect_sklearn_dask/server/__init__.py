@@ -1,0 +1,1 @@
+"""The project's persistent local Prefect server: start, find, stop."""
