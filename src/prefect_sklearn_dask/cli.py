@@ -26,13 +26,17 @@ def quiet_environment() -> None:
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
-def warn_if_exposed(host: str, what: str) -> bool:
-    """Say so on stderr when ``what`` will listen beyond this machine; True if it warned."""
+def warn_if_exposed(host: str, what: str, protected_by: str | None = None) -> bool:
+    """Say so on stderr when ``what`` will listen beyond this machine; True if it warned.
+
+    ``protected_by`` says what guards it (e.g. "with authentication and TLS"); without
+    it the warning says there is neither.
+    """
     if host in LOOPBACK:
         return False
+    guard = protected_by or "without TLS or authentication"
     print(
-        f"warning: {what} will listen on {host}, reachable from other machines, "
-        "without TLS or authentication",
+        f"warning: {what} will listen on {host}, reachable from other machines, {guard}",
         file=sys.stderr,
     )
     return True

@@ -7,20 +7,26 @@ standard library and ``distributed`` are imported at module level.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
+import ssl
 import sys
+import tempfile
 import urllib.request
+from pathlib import Path
 
 import cloudpickle
 from distributed.diagnostics.plugin import WorkerPlugin
 
 PLUGIN_NAME = "prefect-worker-env"
+CA_ENV = "PREFECT_API_SSL_CERT_FILE"
 # What a worker needs to report to the flow's server, taken from the flow's process.
 FORWARDED = (
     "PREFECT_API_URL",
     "PREFECT_API_KEY",
     "PREFECT_API_AUTH_STRING",
+    "PREFECT_API_TLS_INSECURE_SKIP_VERIFY",
     "PREFECT_SERVER_ANALYTICS_ENABLED",
     "DO_NOT_TRACK",
     "PREFECT_LOGGING_LEVEL",
@@ -43,22 +49,60 @@ def apply_env(env: dict[str, str]) -> None:
         context.refresh_global_settings_context()
 
 
+def shared_ca_path(pem: bytes) -> Path:
+    """Where a CA file with these contents lives on every machine: the temp folder, named
+    by its hash. Task runs carry the flow's settings, CA path included, to the workers, so
+    the flow and its workers must name the same file."""
+    digest = hashlib.sha256(pem).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"prefect-api-ca-{digest}.pem"
+
+
+def install_ca(pem: bytes) -> str:
+    """Put the CA (a public certificate) at :func:`shared_ca_path`; return that path."""
+    path = shared_ca_path(pem)
+    if not (path.is_file() and path.read_bytes() == pem):
+        partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+        partial.write_bytes(pem)
+        partial.chmod(0o644)
+        os.replace(partial, path)
+    return str(path)
+
+
 class PrefectWorkerEnv(WorkerPlugin):
-    """Gives every worker, present and future, the flow's Prefect API settings."""
+    """Gives every worker, present and future, the flow's Prefect API settings.
+
+    ``ca_pem``: the CA that signed an https API's certificate, shipped by contents (a
+    worker on another machine lacks the flow's file) and installed where the flow's
+    settings say it is (:func:`shared_ca_path`).
+    """
 
     name = PLUGIN_NAME
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], ca_pem: bytes | None = None) -> None:
         self.env = dict(env)
+        self.ca_pem = ca_pem
 
     def setup(self, worker) -> None:
-        apply_env(self.env)
+        env = dict(self.env)
+        if self.ca_pem:
+            env[CA_ENV] = install_ca(self.ca_pem)
+        apply_env(env)
 
 
 def forwarded_env(api_url: str) -> dict[str, str]:
     env = {key: os.environ[key] for key in FORWARDED if os.environ.get(key)}
     env["PREFECT_API_URL"] = api_url
     return env
+
+
+def _api_tls_context() -> ssl.SSLContext | None:
+    """The trust Prefect's client uses here: its CA file, or none at all when told so."""
+    if os.environ.get("PREFECT_API_TLS_INSECURE_SKIP_VERIFY", "").lower() in ("1", "true"):
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        return context
+    cafile = os.environ.get(CA_ENV)
+    return ssl.create_default_context(cafile=cafile) if cafile else None
 
 
 def missing_modules(names: list[str]) -> list[str]:
@@ -75,7 +119,10 @@ def missing_modules(names: list[str]) -> list[str]:
 def api_problem(api_url: str, timeout: float = 5.0) -> str | None:
     """None when the Prefect API answers its health check from here, else why not."""
     try:
-        with urllib.request.urlopen(f"{api_url}/health", timeout=timeout) as response:
+        context = _api_tls_context() if api_url.startswith("https:") else None
+        with urllib.request.urlopen(
+            f"{api_url}/health", timeout=timeout, context=context
+        ) as response:
             return None if response.status == 200 else f"HTTP {response.status}"
     except Exception as exc:  # noqa: BLE001 - any failure is the answer
         return f"{type(exc).__name__}: {exc}"

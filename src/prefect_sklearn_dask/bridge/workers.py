@@ -72,11 +72,19 @@ def upload_project(client: Client) -> None:
         client.upload_file(str(project_zip(Path(folder))))
 
 
+def api_ca_pem() -> bytes | None:
+    """The contents of the CA file this process trusts the Prefect API with, if any."""
+    from prefect.settings import get_current_settings
+
+    path = get_current_settings().api.ssl_cert_file
+    return Path(path).read_bytes() if path and Path(path).is_file() else None
+
+
 def prepare_workers(client: Client, api_url: str | None, upload_code: bool = False) -> None:
     """Settings plugin, optional code upload, then the import and API checks."""
     if api_url:
         client.register_plugin(
-            worker_env.PrefectWorkerEnv(worker_env.forwarded_env(api_url)),
+            worker_env.PrefectWorkerEnv(worker_env.forwarded_env(api_url), api_ca_pem()),
             name=worker_env.PLUGIN_NAME,
         )
     if upload_code:

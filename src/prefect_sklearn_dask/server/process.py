@@ -6,6 +6,7 @@ pays ~6 s to start it). So the project starts (or reuses) one SQLite-backed serv
 on 127.0.0.1 and points every process at it.
 
     python flows/server.py start      # start or reuse; prints the UI address
+    python flows/server.py start --host 0.0.0.0 --tls-cert server.pem --tls-key server.key
     python flows/server.py status
     python flows/server.py stop
 """
@@ -30,6 +31,8 @@ import httpx
 from prefect_sklearn_dask.cli import warn_if_exposed
 from prefect_sklearn_dask.masking import mask
 from prefect_sklearn_dask.ml.errors import UserError
+from prefect_sklearn_dask.server import auth, tls
+from prefect_sklearn_dask.server.access import require_api_access
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4200
@@ -57,6 +60,7 @@ class Server:
 
     api_url: str
     started: bool
+    authenticated: bool = False
 
     @property
     def ui_url(self) -> str:
@@ -78,10 +82,16 @@ def configured_api_url() -> str | None:
     return str(url).rstrip("/") if url else None
 
 
-def is_healthy(api_url: str, timeout: float = 2.0) -> bool:
-    """True when a Prefect API answers its health check at ``api_url``."""
+def is_healthy(api_url: str, timeout: float = 2.0, verify: bool | None = None) -> bool:
+    """True when a Prefect API answers its health check at ``api_url``.
+
+    https is checked with Prefect's own client trust (``PREFECT_API_SSL_CERT_FILE``);
+    ``verify=False`` only probes that a server we started is up.
+    """
+    if verify is None:
+        verify = tls.client_verify() if api_url.startswith("https:") else True
     try:
-        response = httpx.get(f"{api_url}/health", timeout=timeout)
+        response = httpx.get(f"{api_url}/health", timeout=timeout, verify=verify)
     except httpx.HTTPError:
         return False
     return response.status_code == 200 and response.text.strip() == "true"
@@ -126,15 +136,57 @@ def server_env(home: Path) -> dict[str, str]:
     return env
 
 
+def _exposure(authenticated: bool, encrypted: bool) -> str | None:
+    """What protects a wide server, for the warning (None: nothing)."""
+    if authenticated and encrypted:
+        return "with authentication and TLS"
+    if authenticated:
+        return (
+            "with authentication but without TLS: the auth string and all data cross "
+            "the network in clear text (add --tls-cert/--tls-key)"
+        )
+    if encrypted:
+        return f"with TLS but WITHOUT authentication ({auth.INSECURE_FLAG})"
+    return None
+
+
+def server_command(host: str, port: int, pair: tuple[str, str] | None) -> list[str]:
+    """``prefect server start``, or the same app under uvicorn with TLS (:mod:`.tls`)."""
+    if pair is None:
+        prefect_cli = Path(sys.executable).with_name("prefect")
+        return [str(prefect_cli), "server", "start", "--host", host, "--port", str(port)]
+    cert, key = pair
+    return [sys.executable, "-m", tls.__name__, "--host", host, "--port", str(port)] + [
+        "--tls-cert",
+        cert,
+        "--tls-key",
+        key,
+    ]
+
+
 def start_server(
-    host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, home: Path | None = None
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    home: Path | None = None,
+    *,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
+    insecure_no_auth: bool = False,
 ) -> Server:
-    """Reuse a healthy server at host:port or start one in the background and wait for it."""
+    """Reuse a healthy server at host:port or start one in the background and wait for it.
+
+    Beyond loopback it requires an auth string (:mod:`.auth`) unless ``insecure_no_auth``;
+    with ``tls_cert``/``tls_key`` it serves https (:mod:`.tls`).
+    """
     home = home or prefect_home()
-    api_url = f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}/api"
+    pair = tls.check_pair(tls_cert, tls_key)
+    scheme = "https" if pair else "http"
+    api_url = f"{scheme}://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}/api"
     with _exclusive(home / "server.lock"):
-        if is_healthy(api_url):
-            return Server(api_url, started=False)
+        # our own server's liveness on this machine: its certificate is not the question
+        if is_healthy(api_url, verify=False):
+            return Server(api_url, started=False, authenticated=_requires_auth(api_url))
+        auth_string = auth.server_auth_string(host, home, insecure_no_auth)
         if port_in_use(host, port):
             raise UserError(
                 f"port {port} on {host} is in use by something that is not a Prefect server; "
@@ -142,11 +194,15 @@ def start_server(
             )
         if "PREFECT_API_DATABASE_CONNECTION_URL" not in os.environ:
             check_sqlite_json1()
-        warn_if_exposed(host, "the Prefect server")
+        warn_if_exposed(host, "the Prefect server", _exposure(bool(auth_string), bool(pair)))
         log_path = home / "server.log"
         env = server_env(home)
-        prefect_cli = Path(sys.executable).with_name("prefect")
-        command = [str(prefect_cli), "server", "start", "--host", host, "--port", str(port)]
+        env.pop(auth.SERVER_ENV, None)
+        if auth_string:
+            env[auth.SERVER_ENV] = auth_string
+        if pair and not ({"PREFECT_UI_API_URL", "PREFECT_SERVER_UI_API_URL"} & set(env)):
+            env["PREFECT_SERVER_UI_API_URL"] = f"https://{host}:{port}/api"
+        command = server_command(host, port, pair)
         with open(log_path, "ab") as log:
             process = subprocess.Popen(
                 command,
@@ -158,7 +214,7 @@ def start_server(
             )
         (home / "server.pid").write_text(f"{process.pid}\n")
         deadline = time.monotonic() + START_TIMEOUT_S
-        while not is_healthy(api_url):
+        while not is_healthy(api_url, verify=False):
             if process.poll() is not None or time.monotonic() > deadline:
                 _terminate(process.pid)
                 tail = log_path.read_text(errors="replace").strip().splitlines()[-1:]
@@ -167,7 +223,16 @@ def start_server(
                     f"({mask(tail[0]) if tail else 'no output'}); see {log_path}"
                 )
             time.sleep(0.5)
-        return Server(api_url, started=True)
+        return Server(api_url, started=True, authenticated=bool(auth_string))
+
+
+def _requires_auth(api_url: str) -> bool:
+    """True when the server at ``api_url`` answers 401 to a request without credentials."""
+    try:
+        response = httpx.get(f"{api_url}/admin/version", timeout=2.0, verify=False)
+    except httpx.HTTPError:
+        return False
+    return response.status_code == 401
 
 
 def database_description() -> str:
@@ -184,11 +249,8 @@ def ensure_server(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> Server:
     """
     configured = configured_api_url()
     if configured:
-        if not is_healthy(configured):
-            raise UserError(
-                f"the Prefect API at {configured} (PREFECT_API_URL) does not answer; "
-                "start that server or unset PREFECT_API_URL to use the project's own"
-            )
+        require_api_access(configured)
+        tls.share_ca_with_workers()
         server = Server(configured, started=False)
     else:
         server = start_server(host, port)
@@ -237,17 +299,40 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--port", type=int, default=DEFAULT_PORT, help="port (default: %(default)s)"
     )
+    parser.add_argument("--tls-cert", metavar="PEM", help="serve https with this certificate")
+    parser.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert")
+    parser.add_argument(
+        auth.INSECURE_FLAG,
+        action="store_true",
+        help="beyond loopback, start WITHOUT authentication: anyone who reaches the port "
+        "can read every run and start flow runs (default: an auth string from "
+        f"{auth.SERVER_ENV} or generated and stored in $PREFECT_HOME/{auth.AUTH_FILE})",
+    )
     args = parser.parse_args(argv)
     try:
         if args.action == "start":
-            server = start_server(args.host, args.port)
+            server = start_server(
+                args.host,
+                args.port,
+                tls_cert=args.tls_cert,
+                tls_key=args.tls_key,
+                insecure_no_auth=args.insecure_no_auth,
+            )
             verb = "started" if server.started else "already running"
             print(f"Prefect server {verb}: UI {server.ui_url}  API {server.api_url}")
             print(f"database: {database_description()}")
             print(f"use it from another shell with: export PREFECT_API_URL={server.api_url}")
+            if server.authenticated:
+                print(auth.client_hint(prefect_home()))
+            if args.tls_cert:
+                print(
+                    "clients trust it with: export PREFECT_API_SSL_CERT_FILE=<the CA file "
+                    f"that signed {args.tls_cert}>"
+                )
         elif args.action == "status":
-            api_url = f"http://{args.host}:{args.port}/api"
-            healthy = is_healthy(api_url)
+            scheme = "https" if args.tls_cert else "http"
+            api_url = f"{scheme}://{args.host}:{args.port}/api"
+            healthy = is_healthy(api_url, verify=False)
             print(f"Prefect server at {api_url}: {'up' if healthy else 'down'}")
             return 0 if healthy else 1
         else:
