@@ -181,13 +181,14 @@ def start_server(
     home = home or prefect_home()
     pair = tls.check_pair(tls_cert, tls_key)
     scheme = "https" if pair else "http"
-    api_url = f"{scheme}://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}/api"
+    local = "127.0.0.1" if host == "0.0.0.0" else host  # where this machine reaches it
+    api_url = f"{scheme}://{local}:{port}/api"
     with _exclusive(home / "server.lock"):
         # our own server's liveness on this machine: its certificate is not the question
         if is_healthy(api_url, verify=False):
             return Server(api_url, started=False, authenticated=_requires_auth(api_url))
         auth_string = auth.server_auth_string(host, home, insecure_no_auth)
-        if port_in_use(host, port):
+        if port_in_use(local, port):
             raise UserError(
                 f"port {port} on {host} is in use by something that is not a Prefect server; "
                 "free it or choose another with --server-port"
