@@ -65,16 +65,23 @@ def run_cli(prefect_api: str, tmp_path: Path):
 
     def run(script: str, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
         env = {**os.environ, "PREFECT_API_URL": prefect_api}
-        return subprocess.run(
-            [sys.executable, str(ROOT / script), *args],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
+        return run_script(script, *args, env=env, cwd=tmp_path, timeout=timeout)
 
     return run
+
+
+def run_script(
+    script: str, *args: str, env: dict[str, str], cwd: Path, timeout: float = 240
+) -> subprocess.CompletedProcess:
+    """One of the project's scripts in a subprocess, its output captured."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / script), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture

@@ -7,11 +7,10 @@ Certificates come from tests/certs.py; the auth string is the one the server gen
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import stat
-import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -21,7 +20,7 @@ import pytest
 from prefect_sklearn_dask.ml.errors import UserError
 from prefect_sklearn_dask.server import auth, tls
 from tests.certs import make_tls
-from tests.conftest import ROOT, free_port
+from tests.conftest import free_port, run_script
 from tests.dask_procs import dask_cluster
 from tests.records import wait_for_task_runs
 
@@ -35,17 +34,6 @@ def _env(home: Path, **extra: str) -> dict[str, str]:
     return {**env, "PREFECT_HOME": str(home), **extra}
 
 
-def _script(script: str, *args: str, env: dict[str, str], cwd: Path, timeout: float = 240):
-    return subprocess.run(
-        [sys.executable, str(ROOT / script), *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
 @pytest.fixture(scope="module")
 def secure_server(tmp_path_factory):
     """``flows/server.py start --host 0.0.0.0 --tls-cert --tls-key``, no auth string given."""
@@ -54,7 +42,7 @@ def secure_server(tmp_path_factory):
     home = tmp / "server-home"
     env = _env(home)
     port = free_port()
-    started = _script(
+    started = run_script(
         "flows/server.py",
         *("start", "--host", "0.0.0.0", "--port", str(port)),
         *("--tls-cert", certs["cert"], "--tls-key", certs["key"]),
@@ -72,7 +60,7 @@ def secure_server(tmp_path_factory):
             tmp=tmp,
         )
     finally:
-        _script("flows/server.py", "stop", env=env, cwd=tmp, timeout=60)
+        run_script("flows/server.py", "stop", env=env, cwd=tmp, timeout=60)
 
 
 def test_wide_start_generates_a_private_auth_string_and_serves_https(secure_server):
@@ -92,17 +80,13 @@ def test_wide_start_generates_a_private_auth_string_and_serves_https(secure_serv
         f"{url}/admin/version",
         verify=ca,
         timeout=10,
-        headers={"Authorization": "Basic " + _b64(secure_server.secret)},
+        headers={
+            "Authorization": "Basic " + base64.b64encode(secure_server.secret.encode()).decode()
+        },
     )
     assert token.status_code == 200, token.text
     # unauthenticated health probes stay open (Prefect's rule, for load balancers)
     assert httpx.get(f"{url}/health", verify=ca, timeout=10).status_code == 200
-
-
-def _b64(text: str) -> str:
-    import base64
-
-    return base64.b64encode(text.encode()).decode()
 
 
 def _client_env(server, tmp: Path, **overrides: str | None) -> dict[str, str]:
@@ -132,7 +116,9 @@ def test_train_against_the_server_without_what_it_needs_is_one_line(
         overrides = {"PREFECT_API_URL": secure_server.url.replace("https:", "http:")}
     env = _client_env(secure_server, tmp_path, **overrides)
     # the default --runner dask would start a LocalCluster: it must not get that far
-    result = _script("flows/train.py", "--dataset", "iris", "--models", "nb", env=env, cwd=tmp_path)
+    result = run_script(
+        "flows/train.py", "--dataset", "iris", "--models", "nb", env=env, cwd=tmp_path
+    )
     assert result.returncode == 2, result.stderr[-3000:]
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
@@ -142,7 +128,7 @@ def test_train_against_the_server_without_what_it_needs_is_one_line(
 
 def test_serve_checks_the_same_way(secure_server, tmp_path):
     env = _client_env(secure_server, tmp_path, PREFECT_API_AUTH_STRING=None)
-    result = _script("flows/serve.py", env=env, cwd=tmp_path, timeout=120)
+    result = run_script("flows/serve.py", env=env, cwd=tmp_path, timeout=120)
     assert result.returncode == 2, result.stderr[-3000:]
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "requires authentication" in lines[0], result.stderr
@@ -196,7 +182,7 @@ def test_a_run_on_hand_started_workers_reports_to_the_secure_server(
     monkeypatch.setenv("TMPDIR", str(worker_tmp))
     env = _client_env(secure_server, flow_tmp)
     with dask_cluster(tmp_path, n_workers=1) as address:
-        result = _script(
+        result = run_script(
             "flows/train.py",
             *("--address", address, "--dataset", "iris", "--models", ",".join(MODELS)),
             *("--storage", str(tmp_path / "storage"), "--json"),
@@ -225,7 +211,7 @@ def test_a_run_on_hand_started_workers_reports_to_the_secure_server(
 
 def test_wide_start_with_an_empty_auth_string_refuses(tmp_path):
     env = _env(tmp_path / "home", **{auth.SERVER_ENV: ""})
-    result = _script(
+    result = run_script(
         "flows/server.py",
         *("start", "--host", "0.0.0.0", "--port", str(free_port())),
         env=env,
