@@ -331,9 +331,9 @@ def main(argv: list[str] | None = None) -> int:
                     f"that signed {args.tls_cert}>"
                 )
         elif args.action == "status":
-            scheme = "https" if args.tls_cert else "http"
-            api_url = f"{scheme}://{args.host}:{args.port}/api"
-            healthy = is_healthy(api_url, verify=False)
+            urls = [f"{scheme}://{args.host}:{args.port}/api" for scheme in ("http", "https")]
+            up = [url for url in urls if is_healthy(url, verify=False)]
+            api_url, healthy = (up or urls)[0], bool(up)
             print(f"Prefect server at {api_url}: {'up' if healthy else 'down'}")
             return 0 if healthy else 1
         else:
