@@ -187,12 +187,12 @@ def start_server(
         # our own server's liveness on this machine: its certificate is not the question
         if is_healthy(api_url, verify=False):
             return Server(api_url, started=False, authenticated=_requires_auth(api_url))
-        auth_string = auth.server_auth_string(host, home, insecure_no_auth)
         if port_in_use(local, port):
             raise UserError(
                 f"port {port} on {host} is in use by something that is not a Prefect server; "
                 "free it or choose another with --server-port"
             )
+        auth_string = auth.server_auth_string(host, home, insecure_no_auth)
         if "PREFECT_API_DATABASE_CONNECTION_URL" not in os.environ:
             check_sqlite_json1()
         warn_if_exposed(host, "the Prefect server", _exposure(bool(auth_string), bool(pair)))
@@ -251,7 +251,8 @@ def ensure_server(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> Server:
     configured = configured_api_url()
     if configured:
         require_api_access(configured)
-        tls.share_ca_with_workers()
+        if configured.startswith("https:"):
+            tls.share_ca_with_workers()
         server = Server(configured, started=False)
     else:
         server = start_server(host, port)
