@@ -1,10 +1,12 @@
 """Can this process use the configured Prefect API? One line that says why not, in seconds.
 
 Prefect's client meets a wrong auth string, an untrusted certificate or an http URL
-pointed at an https server only at the flow run's first request, after the Dask
-cluster started, and then retries: the user sees a traceback minutes later. One
+pointed at an https server only inside the run, as an httpx traceback (401,
+``CERTIFICATE_VERIFY_FAILED``, "Server disconnected") that names no setting. One
 authenticated request made the way Prefect's client makes it (its TLS settings, its
-``Authorization`` header) tells the cases apart up front.
+``Authorization`` header), before any cluster starts, tells the cases apart and says
+which setting to change. ``ensure_server`` makes it, so ``train.py`` and ``serve.py``
+(and any command that asks for the run's server) check the same way.
 """
 
 from __future__ import annotations
