@@ -84,7 +84,10 @@ def prepare_workers(client: Client, api_url: str | None, upload_code: bool = Fal
     """Settings plugin, optional code upload, then the import and API checks."""
     if api_url:
         client.register_plugin(
-            worker_env.PrefectWorkerEnv(worker_env.forwarded_env(api_url), api_ca_pem()),
+            worker_env.PrefectWorkerEnv(
+                worker_env.forwarded_env(api_url),
+                api_ca_pem() if api_url.startswith("https:") else None,
+            ),
             name=worker_env.PLUGIN_NAME,
         )
     if upload_code:
