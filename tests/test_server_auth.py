@@ -246,3 +246,10 @@ def test_tls_flags_are_checked_before_anything_starts(tmp_path):
     with pytest.raises(UserError, match="not a PEM certificate and its private key"):
         tls.check_pair(ours["cert"], other["key"])
     assert tls.check_pair(ours["cert"], ours["key"])
+
+
+def test_an_api_that_does_not_answer_is_one_line():
+    from prefect_sklearn_dask.server.access import require_api_access
+
+    with pytest.raises(UserError, match="does not answer; start that server"):
+        require_api_access(f"https://127.0.0.1:{free_port()}/api")
