@@ -19,6 +19,7 @@ import pytest
 
 from prefect_sklearn_dask.ml.errors import UserError
 from prefect_sklearn_dask.server import auth, tls
+from prefect_sklearn_dask.server.access import require_api_access
 from tests.certs import make_tls
 from tests.conftest import free_port, run_script
 from tests.dask_procs import dask_cluster
@@ -249,7 +250,5 @@ def test_tls_flags_are_checked_before_anything_starts(tmp_path):
 
 
 def test_an_api_that_does_not_answer_is_one_line():
-    from prefect_sklearn_dask.server.access import require_api_access
-
     with pytest.raises(UserError, match="does not answer; start that server"):
         require_api_access(f"https://127.0.0.1:{free_port()}/api")
