@@ -173,15 +173,15 @@ def preflight(args: argparse.Namespace) -> list[str]:
     return models
 
 
-def reuse_long_lived(args: argparse.Namespace) -> None:
+def reuse_long_lived(args: argparse.Namespace) -> bool:
     """Point a plain ``--runner dask`` run at the cluster ``cluster/local.py start`` keeps."""
     if args.runner != "dask" or args.address or args.adapt or args.cluster_config:
-        return
+        return False
     if args.new_cluster:
-        return
+        return False
     state = running_cluster()
     if state is None:
-        return
+        return False
     args.address = state.address
     ignored = f"; --workers {args.workers} ignored" if args.workers else ""
     print(
@@ -189,6 +189,7 @@ def reuse_long_lived(args: argparse.Namespace) -> None:
         f"{state.dashboard_url}){ignored}; --new-cluster starts a fresh one",
         file=sys.stderr,
     )
+    return True
 
 
 def render(summary: dict) -> str:
@@ -218,9 +219,12 @@ def render(summary: dict) -> str:
     if cache.get("enabled"):
         lines.append(f"cache        {cache['said']} ({cache['path']})")
     if summary.get("dashboard_url"):
-        lines.append(f"dashboard    {summary['dashboard_url']} (live while the cluster runs)")
+        lines.append(f"dashboard    {summary['dashboard_url']} ({dashboard_note(summary)})")
     if summary.get("performance_report"):
         lines.append(f"dask report  {summary['performance_report']}")
+    chart = summary.get("comparison_chart") or {}
+    if chart:
+        lines.append(f"chart        {chart['url'] or chart['path']}")
     if summary.get("server_outage"):
         lines.append(f"warning      {summary['server_outage']}")
     lines += [
@@ -231,11 +235,20 @@ def render(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def dashboard_note(summary: dict) -> str:
+    """Whether the printed dashboard still opens: only a long-lived cluster outlives the run."""
+    if summary.get("long_lived_cluster"):
+        return "the long-lived cluster: `python cluster/local.py stop` or `make stop` ends it"
+    if (summary.get("dask_cluster") or "").startswith("scheduler at"):
+        return "the cluster you gave"
+    return "closed with the run; `python cluster/local.py start` keeps a cluster open"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     install_log_masking()
     models = preflight(args)
-    reuse_long_lived(args)
+    long_lived = reuse_long_lived(args)
     server = ensure_server(port=args.server_port)
     print(
         f"Prefect server {server.ui_url} ({'started' if server.started else 'reused'})",
@@ -255,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         return _fail_run(state)
     summary = state.result()
     summary["timings"]["wall_seconds"] = time.perf_counter() - started
+    summary["long_lived_cluster"] = long_lived
     print(mask(json.dumps(summary, indent=2, default=str) if args.json else render(summary)))
     return 0
 

@@ -30,6 +30,7 @@ from prefect_sklearn_dask.bridge.runners import (
 )
 from prefect_sklearn_dask.bridge.workers import flush_worker_logs, prepare_workers
 from prefect_sklearn_dask.flow import artifacts
+from prefect_sklearn_dask.flow.comparison import publish_chart
 from prefect_sklearn_dask.flow.fit_cache import FitCache, open_fit_cache
 from prefect_sklearn_dask.flow.model_store import MODEL_DIR, default_storage, save_model
 from prefect_sklearn_dask.flow.tasks import FIT_CACHE, NO_FIT_CACHE, train_model
@@ -284,9 +285,8 @@ def train_flow(
 
     ranked = rank(reports, metric)
     best = ranked[0]
-    stored = save_model(
-        best.estimator, manifest_for(best, data, metric, run_id), storage_root, run_id
-    )
+    manifest = manifest_for(best, data, metric, run_id)
+    stored = save_model(best.estimator, manifest, storage_root, run_id)
     summary: dict[str, Any] = {
         "flow_run_id": run_id,
         "flow_run_url": url_for("flow-run", obj_id=run_id),  # the UI route the engine logs
@@ -325,6 +325,9 @@ def train_flow(
     if outage:
         logger.warning(outage)
     artifacts.publish(summary)
+    title = f"train-flow run {flow_run.name}: {data.source}, {runner} runner"
+    folder = stored.record_path.parent
+    summary["comparison_chart"] = publish_chart(ranked, manifest["classes"], metric, folder, title)
     if fit_cache is not None:
         fit_cache.complete()
     logger.info(
