@@ -145,6 +145,9 @@ def start_server(
         warn_if_exposed(host, "the Prefect server")
         log_path = home / "server.log"
         env = server_env(home)
+        # The UI asks its server where the API is; unset, that is 127.0.0.1:4200 whatever
+        # port this server listens on, and a UI on another port showed another server's runs.
+        env.setdefault("PREFECT_UI_API_URL", api_url)
         prefect_cli = Path(sys.executable).with_name("prefect")
         command = [str(prefect_cli), "server", "start", "--host", host, "--port", str(port)]
         with open(log_path, "ab") as log:
