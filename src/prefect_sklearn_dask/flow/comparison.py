@@ -42,7 +42,7 @@ def open_hint(path: str, url: str | None) -> str:
         return f"[Open the chart]({url}) (served by the long-lived Dask cluster's dashboard)"
     return (
         f"Chart: `{path}`. Open it in a browser on this machine (File > Open, or "
-        f"`python -m webbrowser file://{path}`); `make run` serves it over http instead."
+        f"`python -m webbrowser {path}`); `make run` serves it over http instead."
     )
 
 
@@ -82,7 +82,7 @@ def chart_markdown(
     if best.roc_curves:
         aucs = ", ".join(f"{classes[int(k)]}: {v['auc']:.3f}" for k, v in best.roc_curves.items())
         parts.append(f"ROC AUC per class (one-vs-rest): {aucs}")
-    return "\n".join(parts) + "\n"
+    return "\n\n".join(parts) + "\n"
 
 
 def publish_chart(
