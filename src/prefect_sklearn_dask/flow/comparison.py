@@ -81,7 +81,8 @@ def chart_markdown(
         )
     if best.roc_curves:
         aucs = ", ".join(f"{classes[int(k)]}: {v['auc']:.3f}" for k, v in best.roc_curves.items())
-        parts.append(f"ROC AUC per class (one-vs-rest): {aucs}")
+        kind = "one-vs-rest per class" if len(classes) > 2 else "positive class"
+        parts.append(f"ROC AUC of `{best.model}` ({kind}): {aucs}")
     return "\n\n".join(parts) + "\n"
 
 
