@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from prefect_sklearn_dask.reports.figures import HEIGHT, panel
+
 RAW = "raw-dask"
-WIDTH = 520
-HEIGHT = 300
 
 
 def backend_colours(rows: list[dict[str, Any]]) -> dict[str, str]:
@@ -30,7 +30,6 @@ def backend_colours(rows: list[dict[str, Any]]) -> dict[str, str]:
 def ratio_figure(workload: str, rows: list[dict[str, Any]], colours: dict[str, str]):
     """Each backend's median wall over raw Dask's, at the workload's largest worker count."""
     from bokeh.models import ColumnDataSource, HoverTool, LabelSet, Range1d, Span
-    from bokeh.plotting import figure
 
     workers = max(r["workers"] for r in rows)
     here = {r["backend"]: r for r in rows if r["workers"] == workers}
@@ -50,11 +49,10 @@ def ratio_figure(workload: str, rows: list[dict[str, Any]], colours: dict[str, s
             "colour": [colours[b] for b, _, _ in measured],
         }
     )
-    plot = figure(
-        title=f"{workload}, {workers} worker(s): wall time as a multiple of raw Dask",
+    plot = panel(
+        f"{workload}, {workers} worker(s): wall time as a multiple of raw Dask",
         y_range=[b for b, _, _ in measured] or ["(no raw Dask run)"],
         x_axis_label="median wall / raw Dask's (1 = raw Dask)",
-        width=WIDTH,
         height=max(HEIGHT // 2, 60 + 40 * len(measured)),
         tools="save",
     )
@@ -87,15 +85,11 @@ def ratio_figure(workload: str, rows: list[dict[str, Any]], colours: dict[str, s
 def scaling_figure(workload: str, rows: list[dict[str, Any]], colours: dict[str, str]):
     """Median wall by worker count, one line per backend."""
     from bokeh.models import HoverTool
-    from bokeh.plotting import figure
 
-    plot = figure(
-        title=f"{workload}: median wall by workers",
+    plot = panel(
+        f"{workload}: median wall by workers",
         x_axis_label="workers",
         y_axis_label="seconds",
-        width=WIDTH,
-        height=HEIGHT,
-        tools="pan,wheel_zoom,reset,save",
     )
     for backend in dict.fromkeys(r["backend"] for r in rows):
         points = sorted(

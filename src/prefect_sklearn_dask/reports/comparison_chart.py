@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from prefect_sklearn_dask.reports.figures import HEIGHT, panel
+
 BEST_COLOUR = "#d62728"
 OTHER_COLOUR = "#1f77b4"
-WIDTH = 520
-HEIGHT = 360
 
 
 def comparison_html(
@@ -53,7 +53,6 @@ def comparison_html(
 def score_vs_time(models: list[dict[str, Any]], metric: str):
     """Each model's score against its fit time (log axis), the best one marked."""
     from bokeh.models import ColumnDataSource, HoverTool, LabelSet
-    from bokeh.plotting import figure
 
     scored = [m for m in models if m.get(metric) is not None]
     source = ColumnDataSource(
@@ -68,13 +67,11 @@ def score_vs_time(models: list[dict[str, Any]], metric: str):
             ],
         }
     )
-    plot = figure(
-        title=f"{metric} against fit time",
+    plot = panel(
+        f"{metric} against fit time",
         x_axis_type="log",
         x_axis_label="fit time (s, log scale)",
         y_axis_label=metric,
-        width=WIDTH,
-        height=HEIGHT,
         tools="pan,wheel_zoom,box_zoom,reset,save",
     )
     plot.x_range.range_padding = 0.4  # room for the labels right of the points
@@ -102,7 +99,6 @@ def score_vs_time(models: list[dict[str, Any]], metric: str):
 def cv_spread(models: list[dict[str, Any]]):
     """Each model's cross-validation fold scores as dots over a min-max bar, mean ticked."""
     from bokeh.models import ColumnDataSource, HoverTool
-    from bokeh.plotting import figure
 
     with_cv = [m for m in models if m.get("cv_f1_macro_scores")]
     names = [m["model"] for m in with_cv]
@@ -119,13 +115,10 @@ def cv_spread(models: list[dict[str, Any]]):
         bars["high"].append(max(scores))
         bars["mean"].append(sum(scores) / len(scores))
         bars["colour"].append(BEST_COLOUR if i == 0 else OTHER_COLOUR)
-    plot = figure(
-        title=f"cross-validation f1_macro, {len(with_cv[0]['cv_f1_macro_scores'])} folds",
+    plot = panel(
+        f"cross-validation f1_macro, {len(with_cv[0]['cv_f1_macro_scores'])} folds",
         x_range=names,
         y_axis_label="f1_macro per fold",
-        width=WIDTH,
-        height=HEIGHT,
-        tools="pan,wheel_zoom,reset,save",
     )
     bar_source = ColumnDataSource(bars)
     plot.vbar(
@@ -157,17 +150,14 @@ def confusion_plot(confusion: list[list[int]] | None, classes: list[str], model:
     """The best model's confusion matrix on the held-out split, counts in the cells."""
     from bokeh.models import ColumnDataSource, HoverTool, LinearColorMapper
     from bokeh.palettes import Blues256
-    from bokeh.plotting import figure
 
     labels = [str(c) for c in classes]
-    plot = figure(
-        title=f"{model}: confusion matrix (held-out split)",
+    plot = panel(
+        f"{model}: confusion matrix (held-out split)",
         x_range=labels,
         y_range=list(reversed(labels)),
         x_axis_label="predicted",
         y_axis_label="true",
-        width=WIDTH,
-        height=HEIGHT,
         tools="save",
     )
     if not confusion:
@@ -228,17 +218,13 @@ def roc_plot(curves: dict[str, dict[str, Any]] | None, classes: list[str], model
     """The best model's ROC curve(s): one-vs-rest per class, or the positive class."""
     from bokeh.models import HoverTool
     from bokeh.palettes import Category10_10, Turbo256
-    from bokeh.plotting import figure
 
-    plot = figure(
-        title=f"{model}: ROC (held-out split)",
+    plot = panel(
+        f"{model}: ROC (held-out split)",
         x_axis_label="false positive rate",
         y_axis_label="true positive rate",
         x_range=(-0.02, 1.02),
         y_range=(-0.02, 1.02),
-        width=WIDTH,
-        height=HEIGHT,
-        tools="pan,wheel_zoom,reset,save",
     )
     plot.line([0, 1], [0, 1], color="grey", line_dash="dashed")
     if not curves:
