@@ -1,12 +1,13 @@
 # One command sets up and runs the main job; one sets up and passes the tests.
-#   make run    # .venv from pyproject.toml, local Prefect server, train-flow on a local Dask cluster
+#   make run    # .venv from pyproject.toml, local Prefect server, train-flow on a local Dask
+#               # cluster; both stay up (UI, dashboard, charts) until `make stop`
 #   make test   # .venv, then the test suite (real Prefect server, real Dask cluster)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test lint format bench bench-quick server-stop clean
+.PHONY: setup run stop test lint format bench bench-quick server-stop clean
 
 setup: $(STAMP)
 
@@ -17,7 +18,12 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 run: $(STAMP)
+	$(BIN)/python cluster/local.py ensure $(CLUSTER_ARGS)
 	$(BIN)/python flows/train.py --runner dask
+
+stop: $(STAMP)
+	$(BIN)/python cluster/local.py stop
+	$(BIN)/python flows/server.py stop
 
 test: $(STAMP)
 	$(BIN)/ruff check .

@@ -60,13 +60,14 @@ def test_a_killed_flow_resumes_from_its_finished_fits(start_cli, run_cli, tmp_pa
     summary = json.loads(again.stdout)
     assert summary["cache"]["reused"] == finished
     assert f"reused {finished} of 8 fits from cache" in again.stderr
+    assert summary["cache"]["said"].startswith(f"resumed: reused {finished} of 8 fits")
     assert sorted(r["model"] for r in summary["rows"]) == sorted(models.split(","))
     assert all(r["status"] == "ok" for r in summary["rows"])
     assert len(cached_fits(storage)) == 8
 
 
 def test_changed_data_or_parameters_miss_the_cache(prefect_api, tmp_path):
-    """Same inputs hit; a changed seed, CV setting or data file (sha256) trains again."""
+    """Same inputs hit (with --reuse-fits); a changed seed, CV or data file trains again."""
     from sklearn.datasets import load_iris
 
     frame = load_iris(as_frame=True).frame
@@ -81,13 +82,13 @@ def test_changed_data_or_parameters_miss_the_cache(prefect_api, tmp_path):
         return summary["cache"]["reused"]
 
     assert reused() == 0
-    assert reused() == 2
-    assert reused(seed=1) == 0
-    assert reused(cv=3) == 0
+    assert reused(reuse_fits=True) == 2
+    assert reused(seed=1, reuse_fits=True) == 0
+    assert reused(cv=3, reuse_fits=True) == 0
     assert reused(cache=False) == 0
     frame.iloc[:-1].to_csv(csv, index=False)  # one row fewer: a new fingerprint
-    assert reused() == 0
-    assert reused() == 2
+    assert reused(reuse_fits=True) == 0
+    assert reused(reuse_fits=True) == 2
 
 
 @pytest.mark.slow

@@ -92,6 +92,28 @@ def test_runner_dask_reuses_it_and_says_so(run_cli, long_lived, tmp_path):
     assert summary["dask_cluster"] == f"scheduler at {state.address}"
 
 
+def test_its_dashboard_serves_the_runs_html_pages_only(run_cli, long_lived):
+    """A run's chart and performance report open over http from the dashboard (a browser
+    does not follow file:// links from the Prefect UI); models and other files do not."""
+    import httpx
+
+    _, state, _ = long_lived
+    args = ("--runner", "dask", "--dataset", "iris", "--models", "nb,logreg", "--json")
+    result = run_cli("flows/train.py", *args)  # default storage: the folder the cluster serves
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout)
+    base = state.dashboard_url.rsplit("/", 1)[0]
+    url = summary["comparison_chart"]["url"]
+    assert url == f"{base}/runs/{summary['flow_run_id']}/comparison.html"
+    page = httpx.get(url, timeout=30)
+    assert page.status_code == 200 and "Bokeh" in page.text
+    report = httpx.get(url.replace("comparison.html", "dask-performance-report.html"), timeout=30)
+    assert report.status_code == 200
+    for hidden in ("best-model.joblib", "best-model.json", "../dask-cluster.json"):
+        response = httpx.get(url.replace("comparison.html", hidden), timeout=30)
+        assert response.status_code in (403, 404), hidden
+
+
 def test_stop_ends_it_and_clears_the_state(run_cli, long_lived):
     process, state, _ = long_lived
     result = run_cli("cluster/local.py", "stop", timeout=60)
@@ -101,3 +123,21 @@ def test_stop_ends_it_and_clears_the_state(run_cli, long_lived):
     assert read_state() is None
     status = run_cli("cluster/local.py", "status")
     assert status.returncode == 1 and "no long-lived Dask cluster" in status.stdout
+
+
+def test_ensure_starts_one_in_the_background_then_reuses_it(run_cli):
+    """`make run`'s step: the cluster outlives the command that started it."""
+    ports = ("--port", str(free_port()), "--dashboard-port", str(free_port()))
+    try:
+        first = run_cli("cluster/local.py", "ensure", "--workers", "1", *ports, timeout=150)
+        assert first.returncode == 0, first.stderr
+        assert "Dask cluster started in the background" in first.stdout
+        state = read_state()
+        assert state is not None and state.dashboard_url in first.stdout
+        again = run_cli("cluster/local.py", "ensure", *ports, timeout=60)
+        assert again.returncode == 0 and f"Dask cluster reused: {state.address}" in again.stdout
+        assert read_state() == state
+    finally:
+        stopped = run_cli("cluster/local.py", "stop", timeout=60)
+    assert stopped.returncode == 0 and "stopped" in stopped.stdout
+    assert read_state() is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from collections.abc import Callable
@@ -21,6 +22,30 @@ def quiet_environment() -> None:
     """Set before Dask or Prefect are imported; worker processes inherit it."""
     for key, value in QUIET_ENV.items():
         os.environ.setdefault(key, value)
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """``--help`` that shows a default only where it tells the reader something.
+
+    ``ArgumentDefaultsHelpFormatter`` printed ``(default: True)`` after ``--no-cache``
+    (the value of ``dest``, the opposite of what the flag does) and ``(default: None)``
+    after every option that is simply off. Here flags, ``None`` defaults and help texts
+    that already say their default get nothing added.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (
+            "default" in text
+            or "%(default)" in text
+            or default in (None, argparse.SUPPRESS)
+            or isinstance(default, bool)
+            or action.nargs == 0
+            or not action.option_strings
+        ):
+            return text
+        return f"{text} (default: %(default)s)"
 
 
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})

@@ -420,39 +420,10 @@ def write_files(report: dict[str, Any], out: Path, stamp: str) -> dict[str, Path
 
 
 def chart(rows: list[dict[str, Any]], path: Path) -> None:
-    """Per workload: median wall against workers (the scaling curve), one line per backend."""
-    from bokeh.io import save
-    from bokeh.layouts import gridplot
-    from bokeh.models import HoverTool
-    from bokeh.palettes import Category10_10
-    from bokeh.plotting import figure
-    from bokeh.resources import INLINE
+    """Per workload: each backend's time as a multiple of raw Dask, scaling where measured."""
+    from prefect_sklearn_dask.reports.benchmark_chart import benchmark_html
 
-    plots = []
-    for workload in dict.fromkeys(r["workload"] for r in rows):
-        mine = [r for r in rows if r["workload"] == workload and r["wall_median_s"] is not None]
-        plot = figure(
-            title=f"{workload}: median wall (s) by workers",
-            x_axis_label="workers",
-            y_axis_label="seconds",
-            width=520,
-            height=340,
-            tools="pan,wheel_zoom,reset,save",
-        )
-        for color, backend in zip(
-            Category10_10, dict.fromkeys(r["backend"] for r in mine), strict=False
-        ):
-            points = sorted(
-                (r["workers"], r["wall_median_s"]) for r in mine if r["backend"] == backend
-            )
-            xs, ys = [p[0] for p in points], [p[1] for p in points]
-            plot.line(xs, ys, color=color, legend_label=backend, line_width=2)
-            plot.scatter(xs, ys, color=color, legend_label=backend, size=7)
-        plot.add_tools(HoverTool(tooltips=[("workers", "@x"), ("wall s", "@y")]))
-        plot.legend.label_text_font_size = "8pt"
-        plot.legend.click_policy = "hide"
-        plots.append(plot)
-    save(gridplot(plots, ncols=2), filename=str(path), resources=INLINE, title="benchmarks")
+    path.write_text(benchmark_html(rows))
 
 
 def publish(report: dict[str, Any], paths: dict[str, Path]) -> None:

@@ -8,6 +8,7 @@ As a command it keeps one cluster alive between flow runs, so each run skips the
 ~4 s cluster start; ``flows/train.py --runner dask`` finds it through a state file::
 
     python cluster/local.py start --workers 4 --threads-per-worker 1   # Ctrl-C or `stop` ends it
+    python cluster/local.py ensure     # start in the background unless one runs (make run)
     python cluster/local.py status
     python cluster/local.py stop
 """
@@ -27,6 +28,7 @@ DEFAULT_HOST = "127.0.0.1"
 SCHEDULER_PORT = 8786
 DASHBOARD_PORT = 8787
 STOP_TIMEOUT_S = 30.0
+ENSURE_TIMEOUT_S = 120.0
 
 
 def default_workers() -> int:
@@ -100,24 +102,34 @@ def start(args: argparse.Namespace) -> int:
             raise UserError(f"port {port} on {args.host} is in use; choose another with {flag}")
 
     warn_if_exposed(args.host, "the Dask scheduler and dashboard")
+    import dask
     from distributed import LocalCluster
+
+    from prefect_sklearn_dask.cluster.run_files import route_modules, runs_root
 
     kwargs = local_cluster_kwargs(args.workers, args.threads, args.host, args.dashboard_port)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    with LocalCluster(scheduler_port=args.port, **kwargs) as cluster:
+    routes = route_modules(dask.config.get("distributed.scheduler.http.routes"))
+    with (
+        dask.config.set({"distributed.scheduler.http.routes": routes}),
+        LocalCluster(scheduler_port=args.port, **kwargs) as cluster,
+    ):
         state = ClusterState(
             address=cluster.scheduler_address,
             dashboard_url=cluster.dashboard_link,
             pid=os.getpid(),
             workers=kwargs["n_workers"],
             threads_per_worker=kwargs["threads_per_worker"],
+            files_root=str(runs_root()),
         )
         path = write_state(state)
         print(
             f"Dask cluster started: {state.workers} workers x {state.threads_per_worker} "
             f"thread(s)\n  scheduler  {state.address}\n  dashboard  {state.dashboard_url}\n"
+            f"  run pages  {state.dashboard_url.rsplit('/', 1)[0]}/runs/ "
+            f"(the .html files under {state.files_root})\n"
             f"  state      {path}\n"
             "`python flows/train.py --runner dask` now reuses it; "
             f"stop it with Ctrl-C or `python cluster/local.py stop`",
@@ -129,6 +141,52 @@ def start(args: argparse.Namespace) -> int:
         finally:
             clear_state(pid=os.getpid())
     print("Dask cluster stopped", flush=True)
+    return 0
+
+
+def ensure(args: argparse.Namespace) -> int:
+    """Start ``start`` as a background process unless a cluster runs; say where it is.
+
+    ``make run`` calls this so the dashboard it prints outlives the run; the process
+    logs to ``$PREFECT_HOME/dask-cluster.log`` and ``stop`` (or ``make stop``) ends it.
+    """
+    import subprocess
+
+    from prefect_sklearn_dask.cluster.state import state_path
+    from prefect_sklearn_dask.ml.errors import UserError
+
+    state = running_cluster()
+    if state is not None:
+        print(f"Dask cluster reused: {state.address}, dashboard {state.dashboard_url}")
+        return 0
+    command = [sys.executable, "-m", __name__, "start", "--host", args.host]
+    command += ["--port", str(args.port), "--dashboard-port", str(args.dashboard_port)]
+    command += ["--threads-per-worker", str(args.threads)]
+    command += ["--workers", str(args.workers)] if args.workers else []
+    log = state_path().with_suffix(".log")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # outlives this command and the terminal's Ctrl-C
+        )
+    deadline = time.monotonic() + ENSURE_TIMEOUT_S
+    while (state := running_cluster()) is None or state.pid != process.pid:
+        if process.poll() is not None:
+            lines = log.read_text(errors="replace").strip().splitlines()
+            raise UserError(lines[-1] if lines else f"the cluster did not start; see {log}")
+        if time.monotonic() > deadline:
+            process.terminate()
+            raise UserError(f"the cluster did not start in {ENSURE_TIMEOUT_S:.0f} s; see {log}")
+        time.sleep(0.3)
+    print(
+        f"Dask cluster started in the background (pid {state.pid}): {state.address}, "
+        f"dashboard {state.dashboard_url}\n  log {log}; stop it with "
+        "`python cluster/local.py stop` (or `make stop`)"
+    )
     return 0
 
 
@@ -193,17 +251,24 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="action", required=True)
     begin = sub.add_parser("start", help="start a cluster and keep it running (foreground)")
-    begin.add_argument("--workers", type=int, help="worker processes (default: one per core)")
-    begin.add_argument(
-        "--threads-per-worker", dest="threads", type=int, default=1, help="(default: 1)"
+    background = sub.add_parser(
+        "ensure", help="start a cluster in the background unless one runs (make run)"
     )
-    begin.add_argument("--host", default=DEFAULT_HOST, help="interface (default: %(default)s)")
-    begin.add_argument("--port", type=int, default=SCHEDULER_PORT, help="scheduler port")
-    begin.add_argument("--dashboard-port", type=int, default=DASHBOARD_PORT)
+    for command in (begin, background):
+        command.add_argument("--workers", type=int, help="worker processes (default: one per core)")
+        command.add_argument(
+            "--threads-per-worker", dest="threads", type=int, default=1, help="(default: 1)"
+        )
+        command.add_argument(
+            "--host", default=DEFAULT_HOST, help="interface (default: %(default)s)"
+        )
+        command.add_argument("--port", type=int, default=SCHEDULER_PORT, help="scheduler port")
+        command.add_argument("--dashboard-port", type=int, default=DASHBOARD_PORT)
     sub.add_parser("status", help="workers, memory, tasks and dashboard of the running cluster")
     sub.add_parser("stop", help="stop the running cluster")
     args = parser.parse_args(argv)
-    return {"start": start, "status": status, "stop": stop}[args.action](args)
+    actions = {"start": start, "ensure": ensure, "status": status, "stop": stop}
+    return actions[args.action](args)
 
 
 def cli() -> None:
@@ -212,3 +277,7 @@ def cli() -> None:
 
     quiet_environment()
     sys.exit(run_cli(main))
+
+
+if __name__ == "__main__":  # `ensure` runs `start` as `python -m` (the guard LocalCluster needs)
+    cli()

@@ -24,6 +24,7 @@ class ClusterState:
     pid: int
     workers: int
     threads_per_worker: int
+    files_root: str | None = None  # runs' HTML served under the dashboard (run_files.py)
 
 
 def state_path() -> Path:

@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from prefect_sklearn_dask.cli import quiet_environment, run_cli
+from prefect_sklearn_dask.cli import HelpFormatter, quiet_environment, run_cli
 
 quiet_environment()
 
@@ -43,7 +43,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Train several scikit-learn classifiers in parallel as Prefect tasks and "
         "compare them. Results go to the Prefect server (started on 127.0.0.1 if "
         "PREFECT_API_URL is not set); the best model is saved as a Prefect result.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument(
         "--dataset",
@@ -99,9 +99,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "fits are cached, so a re-run after a crash trains only what is missing)",
     )
     parser.add_argument(
+        "--reuse-fits",
+        action="store_true",
+        help="also reuse the fits of an identical run that completed (by default a re-run "
+        "after a completed run trains again)",
+    )
+    parser.add_argument(
         "--workers", type=int, help="threads or Dask worker processes (default: one per core)"
     )
-    parser.add_argument("--cv", type=int, default=0, help="k-fold cross-validation (0: off)")
+    parser.add_argument(
+        "--cv", type=int, default=0, help="k-fold cross-validation (0: off, the default)"
+    )
     parser.add_argument("--test-size", type=float, default=0.25, help="held-out fraction")
     parser.add_argument("--seed", type=int, default=0, help="random seed for data and models")
     parser.add_argument("--metric", choices=METRICS, default="f1_macro", help="ranks the models")
@@ -115,7 +123,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         help="at most this many fits at once (a Prefect global concurrency limit)",
     )
-    parser.add_argument("--storage", help="result storage folder (default: $PREFECT_HOME/storage)")
+    parser.add_argument(
+        "--storage", metavar="DIR", help="result storage folder (default: $PREFECT_HOME/storage)"
+    )
     parser.add_argument(
         "--server-port", type=int, default=DEFAULT_PORT, help="port of the project's Prefect server"
     )
@@ -127,6 +137,8 @@ def preflight(args: argparse.Namespace) -> list[str]:
     """Every check that can fail on user input, before any server, cluster or file."""
     if args.workers is not None and args.workers < 1:
         raise UserError(f"--workers must be at least 1, got {args.workers}")
+    if args.reuse_fits and not args.cache:
+        raise UserError("--reuse-fits reads the fit cache that --no-cache turns off; drop one")
     if args.cv < 0 or args.cv == 1:
         raise UserError(f"--cv must be 0 (off) or at least 2, got {args.cv}")
     for flag in ("max_failures", "max_concurrent"):
@@ -161,15 +173,15 @@ def preflight(args: argparse.Namespace) -> list[str]:
     return models
 
 
-def reuse_long_lived(args: argparse.Namespace) -> None:
+def reuse_long_lived(args: argparse.Namespace) -> bool:
     """Point a plain ``--runner dask`` run at the cluster ``cluster/local.py start`` keeps."""
     if args.runner != "dask" or args.address or args.adapt or args.cluster_config:
-        return
+        return False
     if args.new_cluster:
-        return
+        return False
     state = running_cluster()
     if state is None:
-        return
+        return False
     args.address = state.address
     ignored = f"; --workers {args.workers} ignored" if args.workers else ""
     print(
@@ -177,6 +189,7 @@ def reuse_long_lived(args: argparse.Namespace) -> None:
         f"{state.dashboard_url}){ignored}; --new-cluster starts a fresh one",
         file=sys.stderr,
     )
+    return True
 
 
 def render(summary: dict) -> str:
@@ -204,14 +217,14 @@ def render(summary: dict) -> str:
     ]
     cache = summary.get("cache") or {}
     if cache.get("enabled"):
-        lines.append(
-            f"cache        reused {cache['reused']} of {cache['fits']} fits from cache "
-            f"({cache['path']}; --no-cache to retrain all)"
-        )
+        lines.append(f"cache        {cache['said']} ({cache['path']})")
     if summary.get("dashboard_url"):
-        lines.append(f"dashboard    {summary['dashboard_url']} (live while the cluster runs)")
+        lines.append(f"dashboard    {summary['dashboard_url']} ({dashboard_note(summary)})")
     if summary.get("performance_report"):
         lines.append(f"dask report  {summary['performance_report']}")
+    chart = summary.get("comparison_chart") or {}
+    if chart:
+        lines.append(f"chart        {chart['url'] or chart['path']}")
     if summary.get("server_outage"):
         lines.append(f"warning      {summary['server_outage']}")
     lines += [
@@ -222,11 +235,20 @@ def render(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def dashboard_note(summary: dict) -> str:
+    """Whether the printed dashboard still opens: only a long-lived cluster outlives the run."""
+    if summary.get("long_lived_cluster"):
+        return "the long-lived cluster: `python cluster/local.py stop` or `make stop` ends it"
+    if (summary.get("dask_cluster") or "").startswith("scheduler at"):
+        return "the cluster you gave"
+    return "closed with the run; `python cluster/local.py start` keeps a cluster open"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     install_log_masking()
     models = preflight(args)
-    reuse_long_lived(args)
+    long_lived = reuse_long_lived(args)
     server = ensure_server(port=args.server_port)
     print(
         f"Prefect server {server.ui_url} ({'started' if server.started else 'reused'})",
@@ -246,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         return _fail_run(state)
     summary = state.result()
     summary["timings"]["wall_seconds"] = time.perf_counter() - started
+    summary["long_lived_cluster"] = long_lived
     print(mask(json.dumps(summary, indent=2, default=str) if args.json else render(summary)))
     return 0
 
@@ -298,6 +321,7 @@ def _run_flow(args: argparse.Namespace, models: list[str], api_url: str):
             upload_code=args.upload_code,
             performance_report=args.performance_report,
             cache=args.cache,
+            reuse_fits=args.reuse_fits,
             return_state=True,
         )
 

@@ -83,13 +83,22 @@ def publish(summary: dict[str, Any]) -> None:
 
 
 def report_markdown(report_path: str, dashboard: str | None) -> str:
-    """Links to the saved report (a local file) and to the live dashboard."""
+    """The saved report as an http link where the long-lived cluster serves it, else as a
+    path with how to open it (browsers do not follow ``file://`` links from the UI)."""
     from pathlib import Path
 
-    uri = Path(report_path).resolve().as_uri()
+    from prefect_sklearn_dask.cluster.run_files import served_url
+
+    url = served_url(Path(report_path))
     live = f"Live dashboard (while the cluster runs): {dashboard}\n" if dashboard else ""
+    where = (
+        f"[Open the report]({url}) (served by the long-lived Dask cluster's dashboard); "
+        f"saved at `{report_path}`"
+        if url
+        else f"Saved at `{report_path}`: open it in a browser on this machine (File > Open); "
+        "`make run` serves it over http instead"
+    )
     return (
-        f"# Dask performance report\n\n[Open the report]({uri})\n\n"
-        f"Saved at `{report_path}`: task stream, worker profile, bandwidth and "
-        f"scheduler statistics of this run.\n\n{live}"
+        f"# Dask performance report\n\n{where}\n\nTask stream, worker profile, bandwidth "
+        f"and scheduler statistics of this run.\n\n{live}"
     )

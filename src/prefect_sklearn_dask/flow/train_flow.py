@@ -30,8 +30,10 @@ from prefect_sklearn_dask.bridge.runners import (
 )
 from prefect_sklearn_dask.bridge.workers import flush_worker_logs, prepare_workers
 from prefect_sklearn_dask.flow import artifacts
+from prefect_sklearn_dask.flow.comparison import publish_chart
+from prefect_sklearn_dask.flow.fit_cache import FitCache, open_fit_cache
 from prefect_sklearn_dask.flow.model_store import MODEL_DIR, default_storage, save_model
-from prefect_sklearn_dask.flow.tasks import NO_FIT_CACHE, train_model
+from prefect_sklearn_dask.flow.tasks import FIT_CACHE, NO_FIT_CACHE, train_model
 from prefect_sklearn_dask.masking import install_log_masking, mask
 from prefect_sklearn_dask.ml.data import DatasetRef, prepare
 from prefect_sklearn_dask.ml.evaluate import TrainReport, rank
@@ -78,17 +80,28 @@ REPORT_NAME = "dask-performance-report.html"
 CACHE_DIR = "fit-cache"
 
 
-def fit_task(cache: bool, storage_root: Path):
-    """``train_model`` persisting each fit under ``storage_root/fit-cache`` (or not at all).
+def fit_task(fit_cache: FitCache | None):
+    """``train_model`` persisting each fit in ``fit_cache`` (or not at all, with None).
 
     The cache lives beside the models, in local storage every process of a local run
-    can read; with ``cache=False`` nothing is written or looked up (benchmarks).
+    can read; without one nothing is written or looked up (benchmarks).
     """
-    if not cache:
+    if fit_cache is None:
         return train_model.with_options(**NO_FIT_CACHE)
     # A Path, not an unsaved LocalFileSystem block: Prefect turns it into local storage
     # in each process without registering a block on the server.
-    return train_model.with_options(result_storage=storage_root / CACHE_DIR)
+    return train_model.with_options(
+        cache_policy=FIT_CACHE + fit_cache.policy(), result_storage=fit_cache.root
+    )
+
+
+def open_run_cache(
+    storage_root: Path, data: DatasetRef, names: list[str], cv: int, reuse: bool
+) -> FitCache:
+    """The run's fit cache: its parameter set is everything that decides its fits."""
+    params = {"data": data.fingerprint, "target": data.target, "test_size": data.test_size}
+    params |= {"seed": data.seed, "cv": cv, "models": sorted(names)}
+    return open_fit_cache(storage_root / CACHE_DIR, params, reuse)
 
 
 def gather(
@@ -182,6 +195,7 @@ def train_flow(
     upload_code: bool = False,
     performance_report: bool = True,
     cache: bool = True,
+    reuse_fits: bool = False,
 ) -> dict[str, Any]:
     """Train ``models`` on ``dataset`` with ``runner``, publish the comparison, persist the best.
 
@@ -195,8 +209,9 @@ def train_flow(
     Each Dask run saves its performance report next to the run's model.
 
     With ``cache`` (default) every finished fit is persisted and a re-run with the same
-    data and parameters reuses it (a run killed half-way resumes); ``cache=False``
-    trains everything and writes nothing per fit.
+    data and parameters reuses it while no identical run has completed (a run killed
+    half-way resumes); ``reuse_fits`` also reuses a completed run's fits
+    (:mod:`.fit_cache`); ``cache=False`` trains everything and writes nothing per fit.
 
     Returns a JSON-able summary: rows, best model, where it is stored, URLs, timings.
     """
@@ -215,6 +230,7 @@ def train_flow(
     limit = set_concurrency_limit(max_concurrent) if max_concurrent else None
     run_id = str(flow_run.id)
     storage_root = Path(storage).expanduser() if storage else default_storage()
+    fit_cache = open_run_cache(storage_root, data, names, cv, reuse_fits) if cache else None
     report = None
     if runner == "dask" and performance_report:
         report = storage_root / MODEL_DIR / run_id / REPORT_NAME
@@ -244,7 +260,7 @@ def train_flow(
                     task_runner.warm_workers()
             if dashboard:
                 logger.info(f"Dask dashboard: {dashboard}")
-            task = fit_task(cache, storage_root)
+            task = fit_task(fit_cache)
             futures = {
                 task_runner.submit(
                     task,
@@ -254,8 +270,9 @@ def train_flow(
             }
             reports, failures, reused = gather(futures, logger, client, task)
             trained = time.perf_counter()
-            if cache:
+            if fit_cache is not None:
                 logger.info(f"reused {reused} of {len(futures)} fits from cache")
+                logger.info(fit_cache.describe(reused, len(futures)))
             if client is not None:
                 flush_worker_logs(client)
     except Exception as exc:
@@ -268,9 +285,8 @@ def train_flow(
 
     ranked = rank(reports, metric)
     best = ranked[0]
-    stored = save_model(
-        best.estimator, manifest_for(best, data, metric, run_id), storage_root, run_id
-    )
+    manifest = manifest_for(best, data, metric, run_id)
+    stored = save_model(best.estimator, manifest, storage_root, run_id)
     summary: dict[str, Any] = {
         "flow_run_id": run_id,
         "flow_run_url": url_for("flow-run", obj_id=run_id),  # the UI route the engine logs
@@ -286,6 +302,8 @@ def train_flow(
             "reused": reused,
             "fits": len(names),
             "path": str(storage_root / CACHE_DIR) if cache else None,
+            "reuse_fits": reuse_fits,
+            "said": fit_cache.describe(reused, len(names)) if fit_cache else None,
         },
         "best": best.row(),
         "model": {
@@ -307,6 +325,11 @@ def train_flow(
     if outage:
         logger.warning(outage)
     artifacts.publish(summary)
+    title = f"train-flow run {flow_run.name}: {data.source}, {runner} runner"
+    folder = stored.record_path.parent
+    summary["comparison_chart"] = publish_chart(ranked, manifest["classes"], metric, folder, title)
+    if fit_cache is not None:
+        fit_cache.complete()
     logger.info(
         f"best model {best.model} ({metric}={getattr(best, metric):.4f}) -> {stored.record_path}"
     )

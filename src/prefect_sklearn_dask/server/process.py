@@ -201,8 +201,10 @@ def start_server(
         env.pop(auth.SERVER_ENV, None)
         if auth_string:
             env[auth.SERVER_ENV] = auth_string
-        if pair and not ({"PREFECT_UI_API_URL", "PREFECT_SERVER_UI_API_URL"} & set(env)):
-            env["PREFECT_SERVER_UI_API_URL"] = f"https://{host}:{port}/api"
+        # The UI asks its server where the API is; unset, that is 127.0.0.1:4200 whatever
+        # port or scheme this server uses, and a UI on another port showed another server's runs.
+        if not ({"PREFECT_UI_API_URL", "PREFECT_SERVER_UI_API_URL"} & set(env)):
+            env["PREFECT_SERVER_UI_API_URL"] = api_url
         command = server_command(host, port, pair)
         with open(log_path, "ab") as log:
             process = subprocess.Popen(
