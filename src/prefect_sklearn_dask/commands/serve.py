@@ -24,6 +24,12 @@ from prefect_sklearn_dask.cli import quiet_environment, run_cli
 
 quiet_environment()
 
+from prefect_sklearn_dask.commands.notify_options import (  # noqa: E402
+    add_notify_arguments,
+    check_notify_args,
+    manage_notifications,
+    set_up_notifications,
+)
 from prefect_sklearn_dask.commands.options import (  # noqa: E402
     add_training_arguments,
     validate_training_args,
@@ -32,6 +38,7 @@ from prefect_sklearn_dask.ml.errors import UserError  # noqa: E402
 from prefect_sklearn_dask.server.process import DEFAULT_PORT, ensure_server  # noqa: E402
 
 DEPLOYMENT_NAME = "TrainClassifiers"
+DEPLOYMENT = f"train-flow/{DEPLOYMENT_NAME}"
 
 
 def build_schedule(
@@ -87,27 +94,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--server-port", type=int, default=DEFAULT_PORT, help="port of the project's Prefect server"
     )
+    add_notify_arguments(parser)
     args = parser.parse_args(argv)
 
+    check_notify_args(args)
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    if args.list_notifications or args.remove_notifications:
+        server = ensure_server(port=args.server_port)
+        with temporary_settings({PREFECT_API_URL: server.api_url}):
+            manage_notifications(args, DEPLOYMENT)
+        return 0
     schedule = build_schedule(args.cron, args.interval, args.rrule, args.timezone)
     parameters = validate_training_args(args)
     server = ensure_server(port=args.server_port)
 
     from prefect.deployments.runner import EntrypointType
-    from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from prefect_sklearn_dask.flow.train_flow import train_flow
 
-    print(f"serving train-flow/{DEPLOYMENT_NAME} on {server.ui_url}", file=sys.stderr)
+    deployment = {
+        "name": DEPLOYMENT_NAME,
+        "schedules": [schedule] if schedule else None,
+        "parameters": parameters,
+        "entrypoint_type": EntrypointType.MODULE_PATH,
+        "tags": ["train-flow"],
+    }
+    print(f"serving {DEPLOYMENT} on {server.ui_url}", file=sys.stderr)
     with temporary_settings({PREFECT_API_URL: server.api_url}):
-        train_flow.serve(
-            name=DEPLOYMENT_NAME,
-            schedules=[schedule] if schedule else None,
-            limit=args.limit,
-            parameters=parameters,
-            entrypoint_type=EntrypointType.MODULE_PATH,
-            tags=["train-flow"],
+        set_up_notifications(
+            args, DEPLOYMENT, lambda: train_flow.to_deployment(**deployment).apply(), server.ui_url
         )
+        train_flow.serve(limit=args.limit, **deployment)
     return 0
 
 

@@ -30,12 +30,14 @@ from prefect_sklearn_dask.bridge.runners import (
 )
 from prefect_sklearn_dask.bridge.workers import flush_worker_logs, prepare_workers
 from prefect_sklearn_dask.flow import artifacts
+from prefect_sklearn_dask.flow.masked_failures import masked_failures
 from prefect_sklearn_dask.flow.model_store import MODEL_DIR, default_storage, save_model
 from prefect_sklearn_dask.flow.tasks import NO_FIT_CACHE, train_model
 from prefect_sklearn_dask.masking import install_log_masking, mask
 from prefect_sklearn_dask.ml.data import DatasetRef, prepare
 from prefect_sklearn_dask.ml.evaluate import TrainReport, rank
 from prefect_sklearn_dask.ml.registry import DEFAULT_MODELS, by_cost, parse_models
+from prefect_sklearn_dask.notify.improved import announce_improvement
 
 Metric = Literal["f1_macro", "accuracy", "roc_auc"]
 CONCURRENCY_LIMIT = "train-model"
@@ -160,6 +162,7 @@ def manifest_for(best: TrainReport, data: DatasetRef, metric: str, run_id: str) 
     description="Train and compare scikit-learn classifiers in parallel.",
     on_failure=[report_failure],
 )
+@masked_failures
 def train_flow(
     dataset: str = "synthetic",
     target: str | None = None,
@@ -268,9 +271,9 @@ def train_flow(
 
     ranked = rank(reports, metric)
     best = ranked[0]
-    stored = save_model(
-        best.estimator, manifest_for(best, data, metric, run_id), storage_root, run_id
-    )
+    manifest = manifest_for(best, data, metric, run_id)
+    stored = save_model(best.estimator, manifest, storage_root, run_id)
+    announce_improvement(manifest, storage_root / MODEL_DIR, logger)
     summary: dict[str, Any] = {
         "flow_run_id": run_id,
         "flow_run_url": url_for("flow-run", obj_id=run_id),  # the UI route the engine logs
