@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from urllib.parse import urlsplit
 from uuid import UUID
 
 from prefect_sklearn_dask.ml.errors import UserError
@@ -87,10 +88,12 @@ def set_up_notifications(
         return
     problem = receiver_problem(args.notify)
     if problem is not None:
+        where = urlsplit(args.notify)  # the path of a webhook URL is often its secret
         print(
             mask(
-                f"warning: the notification receiver {args.notify} did not answer ({problem}); "
-                "the automations are created anyway and will post to it when it is up"
+                f"warning: the notification receiver at {where.scheme}://{where.netloc} did "
+                f"not answer ({problem}); the automations are created anyway and will post "
+                "to it once it is up"
             ),
             file=sys.stderr,
         )

@@ -85,10 +85,10 @@ def messages(deployment: str, ui_url: str) -> dict[str, tuple[str, str]]:
             f"Run: {url}",
         ),
         "run stuck": (
-            "{{ flow_run.name }}: still {{ flow_run.state.name }} (" + deployment + ")",
-            f"{run} has been {{{{ flow_run.state.name }}}} since "
-            "{{ flow_run.start_time }}, longer than {{ automation.trigger.within }} "
-            "seconds (a stuck cluster?).\n"
+            "{{ flow_run.name }}: Running too long (" + deployment + ")",
+            f"{run} entered Running at {{{{ flow_run.start_time }}}} and reported no other "
+            "state within {{ automation.trigger.within }} (now: {{ flow_run.state.name }}); "
+            "a stuck cluster?\n"
             f"Run: {url}",
         ),
         "better model": (
