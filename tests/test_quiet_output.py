@@ -6,8 +6,8 @@ from __future__ import annotations
 # gives a closing worker process 4 s before killing it, and Prefect's event worker says
 # when it is still sending at exit. Seen on the shared 2-core machine only under load.
 LOAD_DEPENDENT = (
-    "distributed.nanny - Worker process still alive after",
-    "EventsWorker - Still processing items",
+    "Worker process still alive after",  # distributed.nanny
+    "Still processing items",  # prefect EventsWorker
 )
 
 
