@@ -253,3 +253,9 @@ def test_improvement_compares_same_dataset_and_metric(tmp_path: Path):
     assert found["previous"] == {"model": "nb", "score": 0.8, "flow_run_id": "a"}
     write(_manifest("d", "hgb", 0.9))
     assert improvement(_manifest("now", "rf", 0.9), tmp_path) is None  # a tie is no gain
+
+
+def test_ui_reads_its_own_server(prefect_api):
+    """The UI of a server on a port other than 4200 must call that server's API."""
+    settings = httpx.get(prefect_api.removesuffix("/api") + "/ui-settings").json()
+    assert settings["api_url"] == prefect_api

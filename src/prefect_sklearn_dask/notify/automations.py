@@ -143,10 +143,15 @@ def desired_automations(
         ),
     }
     texts = messages(deployment, ui_url)
+    descriptions = {
+        "run failed": f"A run of {deployment} ended Failed or Crashed",
+        "run stuck": f"A run of {deployment} stayed Running longer than {stuck_after}",
+        "better model": f"A run of {deployment} found a better model ({IMPROVED_EVENT})",
+    }
     return [
         AutomationCore(
             name=f"{deployment}: {what}",
-            description=f"Notify when a run of {deployment}: {what} (flows/serve.py --notify)",
+            description=f"{descriptions[what]}: POST to the webhook (flows/serve.py --notify)",
             tags=[TAG],
             trigger=trigger,
             actions=[

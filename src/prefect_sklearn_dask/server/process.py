@@ -145,6 +145,9 @@ def start_server(
         warn_if_exposed(host, "the Prefect server")
         log_path = home / "server.log"
         env = server_env(home)
+        # The UI asks /ui-settings where its API is: without this, 127.0.0.1:4200 whatever
+        # --port says, so a UI on another port showed the default server's data (or none).
+        env.setdefault("PREFECT_SERVER_UI_API_URL", api_url)
         prefect_cli = Path(sys.executable).with_name("prefect")
         command = [str(prefect_cli), "server", "start", "--host", host, "--port", str(port)]
         with open(log_path, "ab") as log:
