@@ -63,18 +63,15 @@ def check_notify_args(args: argparse.Namespace) -> None:
     args.notify_stuck_after = parse_duration(args.notify_stuck_after)
 
 
-def manage_notifications(args: argparse.Namespace, deployment: str) -> bool:
-    """Run ``--list-notifications`` / ``--remove-notifications``; True when one ran."""
+def manage_notifications(args: argparse.Namespace, deployment: str) -> None:
+    """Run ``--list-notifications`` or ``--remove-notifications``."""
     from prefect_sklearn_dask.notify.automations import list_notifications, remove_notifications
 
     if args.list_notifications:
         lines = list_notifications(deployment)
         print("\n".join(lines) if lines else f"no notifications for {deployment}")
-        return True
-    if args.remove_notifications:
+    elif args.remove_notifications:
         print(f"removed {remove_notifications(deployment)} automation(s) of {deployment}")
-        return True
-    return False
 
 
 def set_up_notifications(

@@ -9,7 +9,8 @@ cluster, and a bad value is an ``error:`` line when serving, not a failed run at
     parameters = validate_training_args(parser.parse_args())   # train_flow(**parameters)
 
 An add-on group (e.g. hyper-parameter search) is one ``add_..._arguments(parser)`` line
-in :func:`add_training_arguments` and its checks one line in :func:`validate_training_args`.
+in :func:`add_training_arguments` and its checks one line in :func:`validate_training_args`;
+an option whose ``dest`` names a ``train_flow`` parameter is passed on by itself.
 """
 
 from __future__ import annotations
@@ -25,31 +26,6 @@ from prefect_sklearn_dask.ml.data import BUILTIN_LOADERS, prepare
 from prefect_sklearn_dask.ml.errors import UserError
 from prefect_sklearn_dask.ml.evaluate import METRICS
 from prefect_sklearn_dask.ml.registry import DEFAULT_MODELS, REGISTRY, parse_models
-
-# flag dest -> train_flow parameter, for every option add_training_arguments defines.
-FLOW_PARAMETERS = (
-    "dataset",
-    "target",
-    "models",
-    "runner",
-    "address",
-    "workers",
-    "cv",
-    "test_size",
-    "seed",
-    "metric",
-    "storage",
-    "max_failures",
-    "max_concurrent",
-    "adapt",
-    "cluster_config",
-    "tls_ca",
-    "tls_cert",
-    "tls_key",
-    "upload_code",
-    "performance_report",
-    "cache",
-)
 
 
 def add_training_arguments(parser: argparse.ArgumentParser) -> None:
@@ -166,5 +142,11 @@ def validate_training_args(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def flow_parameters(args: argparse.Namespace) -> dict[str, Any]:
-    """``train_flow``'s keyword arguments from validated options."""
-    return {name: getattr(args, name) for name in FLOW_PARAMETERS}
+    """``train_flow``'s keyword arguments: every option whose dest is one of its parameters."""
+    from prefect_sklearn_dask.flow.train_flow import train_flow
+
+    return {
+        name: getattr(args, name)
+        for name in train_flow.parameters.properties
+        if hasattr(args, name)
+    }
