@@ -14,7 +14,7 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from prefect_sklearn_dask.bridge import worker_env
+from prefect_sklearn_dask.bridge import profile_depth, worker_env
 from prefect_sklearn_dask.ml.errors import UserError
 
 if TYPE_CHECKING:
@@ -82,6 +82,7 @@ def api_ca_pem() -> bytes | None:
 
 def prepare_workers(client: Client, api_url: str | None, upload_code: bool = False) -> None:
     """Settings plugin, optional code upload, then the import and API checks."""
+    profile_depth.register(client)
     if api_url:
         client.register_plugin(
             worker_env.PrefectWorkerEnv(

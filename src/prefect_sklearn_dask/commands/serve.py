@@ -4,10 +4,13 @@
     python flows/serve.py --cron "0 3 * * *" --timezone Europe/Berlin
     python flows/serve.py --interval 3600
     python flows/serve.py --rrule "FREQ=WEEKLY;BYDAY=MO"
+    python flows/serve.py --dataset data.csv --target label --models rf,hgb --cron "0 3 * * *"
     prefect deployment run 'train-flow/TrainClassifiers' -p runner=dask -p models='["rf","hgb"]'
 
 Runs are executed by this process (Prefect's ``flow.serve``) against the project's
-Prefect server; Ctrl-C stops serving.
+Prefect server; Ctrl-C stops serving. The training options (the same as
+``flows/train.py``'s, checked now) become the deployment's default parameters;
+``prefect deployment run -p`` overrides them per run.
 """
 
 from __future__ import annotations
@@ -17,14 +20,25 @@ import sys
 from datetime import timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from prefect_sklearn_dask.cli import quiet_environment, run_cli
+from prefect_sklearn_dask.cli import HelpFormatter, quiet_environment, run_cli
 
 quiet_environment()
 
+from prefect_sklearn_dask.commands.notify_options import (  # noqa: E402
+    add_notify_arguments,
+    check_notify_args,
+    manage_notifications,
+    set_up_notifications,
+)
+from prefect_sklearn_dask.commands.options import (  # noqa: E402
+    add_training_arguments,
+    validate_training_args,
+)
 from prefect_sklearn_dask.ml.errors import UserError  # noqa: E402
 from prefect_sklearn_dask.server.process import DEFAULT_PORT, ensure_server  # noqa: E402
 
 DEPLOYMENT_NAME = "TrainClassifiers"
+DEPLOYMENT = f"train-flow/{DEPLOYMENT_NAME}"
 
 
 def build_schedule(
@@ -66,34 +80,52 @@ def build_schedule(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python flows/serve.py",
-        description=f"Serve train-flow as the deployment 'train-flow/{DEPLOYMENT_NAME}'.",
+        description=f"Serve train-flow as the deployment 'train-flow/{DEPLOYMENT_NAME}'. "
+        "The training options are the deployment's default parameters.",
+        formatter_class=HelpFormatter,
     )
+    add_training_arguments(parser)
     when = parser.add_argument_group("schedule (at most one; none = on demand)")
     when.add_argument("--cron", help='cron string, e.g. "0 3 * * *"')
     when.add_argument("--interval", type=float, help="seconds between runs")
     when.add_argument("--rrule", help='RFC 5545 rule, e.g. "FREQ=WEEKLY;BYDAY=MO"')
     parser.add_argument("--timezone", help="IANA timezone of the schedule (default UTC)")
     parser.add_argument("--limit", type=int, help="at most this many flow runs at once")
-    parser.add_argument("--server-port", type=int, default=DEFAULT_PORT)
+    parser.add_argument(
+        "--server-port", type=int, default=DEFAULT_PORT, help="port of the project's Prefect server"
+    )
+    add_notify_arguments(parser)
     args = parser.parse_args(argv)
 
+    check_notify_args(args)
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    if args.list_notifications or args.remove_notifications:
+        server = ensure_server(port=args.server_port)
+        with temporary_settings({PREFECT_API_URL: server.api_url}):
+            manage_notifications(args, DEPLOYMENT)
+        return 0
     schedule = build_schedule(args.cron, args.interval, args.rrule, args.timezone)
+    parameters = validate_training_args(args)
     server = ensure_server(port=args.server_port)
 
     from prefect.deployments.runner import EntrypointType
-    from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from prefect_sklearn_dask.flow.train_flow import train_flow
 
-    print(f"serving train-flow/{DEPLOYMENT_NAME} on {server.ui_url}", file=sys.stderr)
+    deployment = {
+        "name": DEPLOYMENT_NAME,
+        "schedules": [schedule] if schedule else None,
+        "parameters": parameters,
+        "entrypoint_type": EntrypointType.MODULE_PATH,
+        "tags": ["train-flow"],
+    }
+    print(f"serving {DEPLOYMENT} on {server.ui_url}", file=sys.stderr)
     with temporary_settings({PREFECT_API_URL: server.api_url}):
-        train_flow.serve(
-            name=DEPLOYMENT_NAME,
-            schedules=[schedule] if schedule else None,
-            limit=args.limit,
-            entrypoint_type=EntrypointType.MODULE_PATH,
-            tags=["train-flow"],
+        set_up_notifications(
+            args, DEPLOYMENT, lambda: train_flow.to_deployment(**deployment).apply(), server.ui_url
         )
+        train_flow.serve(limit=args.limit, **deployment)
     return 0
 
 

@@ -23,17 +23,15 @@ from prefect_sklearn_dask.cli import HelpFormatter, quiet_environment, run_cli
 
 quiet_environment()
 
-from prefect_sklearn_dask.bridge.runners import RUNNERS, check_cluster_options  # noqa: E402
 from prefect_sklearn_dask.bridge.workers import require_project_modules  # noqa: E402
-from prefect_sklearn_dask.cluster.adaptive import parse_adapt  # noqa: E402
-from prefect_sklearn_dask.cluster.config import validate as validate_config  # noqa: E402
 from prefect_sklearn_dask.cluster.local import running_cluster  # noqa: E402
-from prefect_sklearn_dask.cluster.remote import check_address, check_scheduler  # noqa: E402
+from prefect_sklearn_dask.cluster.remote import check_scheduler, tls_security  # noqa: E402
+from prefect_sklearn_dask.commands.options import (  # noqa: E402
+    add_training_arguments,
+    flow_parameters,
+    validate_training_args,
+)
 from prefect_sklearn_dask.masking import install_log_masking, mask  # noqa: E402
-from prefect_sklearn_dask.ml.data import BUILTIN_LOADERS, prepare  # noqa: E402
-from prefect_sklearn_dask.ml.errors import UserError  # noqa: E402
-from prefect_sklearn_dask.ml.evaluate import METRICS  # noqa: E402
-from prefect_sklearn_dask.ml.registry import DEFAULT_MODELS, REGISTRY, parse_models  # noqa: E402
 from prefect_sklearn_dask.server.process import DEFAULT_PORT, ensure_server, is_healthy  # noqa: E402
 
 
@@ -45,86 +43,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "PREFECT_API_URL is not set); the best model is saved as a Prefect result.",
         formatter_class=HelpFormatter,
     )
-    parser.add_argument(
-        "--dataset",
-        default="synthetic",
-        help=f"{', '.join(BUILTIN_LOADERS)}, synthetic[:n_samples=N,n_features=M,n_classes=K], "
-        "or a .csv/.parquet file",
-    )
-    parser.add_argument("--target", help="target column of a CSV/Parquet file")
-    parser.add_argument(
-        "--models",
-        default=",".join(DEFAULT_MODELS),
-        help=f"comma-separated, from: {', '.join(REGISTRY)}",
-    )
-    parser.add_argument("--runner", choices=RUNNERS, default="dask", help="where tasks run")
-    parser.add_argument(
-        "--address", help="Dask scheduler to use instead of a new local cluster (--runner dask)"
-    )
-    parser.add_argument(
-        "--tls-ca", help="CA certificate (PEM) the TLS scheduler's cert is signed by"
-    )
-    parser.add_argument("--tls-cert", help="client certificate (PEM) for a TLS scheduler")
-    parser.add_argument("--tls-key", help="private key (PEM) of --tls-cert")
-    parser.add_argument(
-        "--adapt", metavar="MIN:MAX", help="adaptive local Dask cluster of MIN to MAX workers"
-    )
-    parser.add_argument(
-        "--cluster-config",
-        metavar="YAML",
-        help="Dask cluster class + kwargs from a YAML file (cluster/configs/: slurm, pbs, "
-        "kubernetes)",
-    )
+    add_training_arguments(parser)
     parser.add_argument(
         "--new-cluster",
         action="store_true",
         help="start a new local cluster even when `cluster/local.py start` runs one",
-    )
-    parser.add_argument(
-        "--upload-code",
-        action="store_true",
-        help="ship this project's code to the Dask workers (for workers that lack it)",
-    )
-    parser.add_argument(
-        "--no-performance-report",
-        dest="performance_report",
-        action="store_false",
-        help="skip the per-run Dask performance report (HTML next to the model)",
-    )
-    parser.add_argument(
-        "--no-cache",
-        dest="cache",
-        action="store_false",
-        help="train every model afresh and persist no per-fit results (by default finished "
-        "fits are cached, so a re-run after a crash trains only what is missing)",
-    )
-    parser.add_argument(
-        "--reuse-fits",
-        action="store_true",
-        help="also reuse the fits of an identical run that completed (by default a re-run "
-        "after a completed run trains again)",
-    )
-    parser.add_argument(
-        "--workers", type=int, help="threads or Dask worker processes (default: one per core)"
-    )
-    parser.add_argument(
-        "--cv", type=int, default=0, help="k-fold cross-validation (0: off, the default)"
-    )
-    parser.add_argument("--test-size", type=float, default=0.25, help="held-out fraction")
-    parser.add_argument("--seed", type=int, default=0, help="random seed for data and models")
-    parser.add_argument("--metric", choices=METRICS, default="f1_macro", help="ranks the models")
-    parser.add_argument(
-        "--max-failures",
-        type=int,
-        help="fail the run when more models than this fail (default: only if all fail)",
-    )
-    parser.add_argument(
-        "--max-concurrent",
-        type=int,
-        help="at most this many fits at once (a Prefect global concurrency limit)",
-    )
-    parser.add_argument(
-        "--storage", metavar="DIR", help="result storage folder (default: $PREFECT_HOME/storage)"
     )
     parser.add_argument(
         "--server-port", type=int, default=DEFAULT_PORT, help="port of the project's Prefect server"
@@ -133,44 +56,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def preflight(args: argparse.Namespace) -> list[str]:
+def preflight(args: argparse.Namespace) -> None:
     """Every check that can fail on user input, before any server, cluster or file."""
-    if args.workers is not None and args.workers < 1:
-        raise UserError(f"--workers must be at least 1, got {args.workers}")
-    if args.reuse_fits and not args.cache:
-        raise UserError("--reuse-fits reads the fit cache that --no-cache turns off; drop one")
-    if args.cv < 0 or args.cv == 1:
-        raise UserError(f"--cv must be 0 (off) or at least 2, got {args.cv}")
-    for flag in ("max_failures", "max_concurrent"):
-        value = getattr(args, flag)
-        if value is not None and value < (0 if flag == "max_failures" else 1):
-            raise UserError(f"--{flag.replace('_', '-')} is too small: {value}")
-    cluster_flags = {
-        "--address": args.address,
-        "--adapt": args.adapt,
-        "--cluster-config": args.cluster_config,
-        "--tls-ca": args.tls_ca,
-        "--tls-cert": args.tls_cert,
-        "--tls-key": args.tls_key,
-        "--upload-code": args.upload_code,
-    }
-    for flag, value in cluster_flags.items():
-        if value and args.runner != "dask":
-            raise UserError(f"{flag} needs --runner dask")
-    security = check_cluster_options(
-        args.address, args.adapt, args.cluster_config, args.tls_ca, args.tls_cert, args.tls_key
-    )
-    models = parse_models(args.models)
-    prepare(args.dataset, args.target, args.test_size, args.seed)
-    if args.adapt:
-        parse_adapt(args.adapt)
-    if args.cluster_config:
-        validate_config(args.cluster_config)
+    validate_training_args(args)
     if args.address:
-        args.address = check_address(args.address, security)
         probe = None if args.upload_code else require_project_modules
-        check_scheduler(args.address, security=security, probe=probe)
-    return models
+        check_scheduler(
+            args.address,
+            security=tls_security(args.tls_ca, args.tls_cert, args.tls_key),
+            probe=probe,
+        )
 
 
 def reuse_long_lived(args: argparse.Namespace) -> bool:
@@ -247,7 +142,7 @@ def dashboard_note(summary: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     install_log_masking()
-    models = preflight(args)
+    preflight(args)
     long_lived = reuse_long_lived(args)
     server = ensure_server(port=args.server_port)
     print(
@@ -257,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     try:
-        state = _run_flow(args, models, server.api_url)
+        state = _run_flow(args, server.api_url)
     except Exception as exc:
         if is_healthy(server.api_url):
             raise
@@ -293,37 +188,13 @@ def _server_lost(api_url: str, args: argparse.Namespace, exc: Exception | None) 
     os._exit(1)
 
 
-def _run_flow(args: argparse.Namespace, models: list[str], api_url: str):
+def _run_flow(args: argparse.Namespace, api_url: str):
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from prefect_sklearn_dask.flow.train_flow import train_flow
 
     with temporary_settings({PREFECT_API_URL: api_url}):
-        return train_flow(
-            dataset=args.dataset,
-            target=args.target,
-            models=models,
-            runner=args.runner,
-            address=args.address,
-            workers=args.workers,
-            cv=args.cv,
-            test_size=args.test_size,
-            seed=args.seed,
-            metric=args.metric,
-            storage=args.storage,
-            max_failures=args.max_failures,
-            max_concurrent=args.max_concurrent,
-            adapt=args.adapt,
-            cluster_config=args.cluster_config,
-            tls_ca=args.tls_ca,
-            tls_cert=args.tls_cert,
-            tls_key=args.tls_key,
-            upload_code=args.upload_code,
-            performance_report=args.performance_report,
-            cache=args.cache,
-            reuse_fits=args.reuse_fits,
-            return_state=True,
-        )
+        return train_flow(**flow_parameters(args), return_state=True)
 
 
 def _fail_run(state) -> int:

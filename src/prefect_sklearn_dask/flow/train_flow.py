@@ -32,12 +32,14 @@ from prefect_sklearn_dask.bridge.workers import flush_worker_logs, prepare_worke
 from prefect_sklearn_dask.flow import artifacts
 from prefect_sklearn_dask.flow.comparison import publish_chart
 from prefect_sklearn_dask.flow.fit_cache import FitCache, open_fit_cache
+from prefect_sklearn_dask.flow.masked_failures import masked_failures
 from prefect_sklearn_dask.flow.model_store import MODEL_DIR, default_storage, save_model
 from prefect_sklearn_dask.flow.tasks import FIT_CACHE, NO_FIT_CACHE, train_model
 from prefect_sklearn_dask.masking import install_log_masking, mask
 from prefect_sklearn_dask.ml.data import DatasetRef, prepare
 from prefect_sklearn_dask.ml.evaluate import TrainReport, rank
 from prefect_sklearn_dask.ml.registry import DEFAULT_MODELS, by_cost, parse_models
+from prefect_sklearn_dask.notify.improved import announce_improvement
 
 Metric = Literal["f1_macro", "accuracy", "roc_auc"]
 CONCURRENCY_LIMIT = "train-model"
@@ -173,6 +175,7 @@ def manifest_for(best: TrainReport, data: DatasetRef, metric: str, run_id: str) 
     description="Train and compare scikit-learn classifiers in parallel.",
     on_failure=[report_failure],
 )
+@masked_failures
 def train_flow(
     dataset: str = "synthetic",
     target: str | None = None,
@@ -287,6 +290,7 @@ def train_flow(
     best = ranked[0]
     manifest = manifest_for(best, data, metric, run_id)
     stored = save_model(best.estimator, manifest, storage_root, run_id)
+    announce_improvement(manifest, storage_root / MODEL_DIR, logger)
     summary: dict[str, Any] = {
         "flow_run_id": run_id,
         "flow_run_url": url_for("flow-run", obj_id=run_id),  # the UI route the engine logs
