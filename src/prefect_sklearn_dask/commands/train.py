@@ -29,6 +29,7 @@ from prefect_sklearn_dask.cluster.adaptive import parse_adapt  # noqa: E402
 from prefect_sklearn_dask.cluster.config import validate as validate_config  # noqa: E402
 from prefect_sklearn_dask.cluster.local import running_cluster  # noqa: E402
 from prefect_sklearn_dask.cluster.remote import check_address, check_scheduler  # noqa: E402
+from prefect_sklearn_dask.commands import search_options  # noqa: E402
 from prefect_sklearn_dask.masking import install_log_masking, mask  # noqa: E402
 from prefect_sklearn_dask.ml.data import BUILTIN_LOADERS, prepare  # noqa: E402
 from prefect_sklearn_dask.ml.errors import UserError  # noqa: E402
@@ -120,11 +121,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--server-port", type=int, default=DEFAULT_PORT, help="port of the project's Prefect server"
     )
     parser.add_argument("--json", action="store_true", help="print the run summary as JSON")
+    search_options.add_search_arguments(parser)
     return parser.parse_args(argv)
 
 
 def preflight(args: argparse.Namespace) -> list[str]:
     """Every check that can fail on user input, before any server, cluster or file."""
+    search_options.validate(args)
     if args.workers is not None and args.workers < 1:
         raise UserError(f"--workers must be at least 1, got {args.workers}")
     if args.cv < 0 or args.cv == 1:
@@ -187,6 +190,8 @@ def render(summary: dict) -> str:
     columns = ["rank", "model", "status", "accuracy", "f1_macro", "roc_auc", "fit_seconds"]
     if any(r["cv_f1_macro_mean"] != "" for r in rows):
         columns.append("cv_f1_macro_mean")
+    if "fits" in rows[0]:  # a search: its CV score, fits and the best params
+        columns += ["cv_mean_std", "fits", "search_seconds", "params"]
     if any(r["status"] != "ok" for r in rows):
         columns.append("error")
     widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
@@ -298,6 +303,7 @@ def _run_flow(args: argparse.Namespace, models: list[str], api_url: str):
             upload_code=args.upload_code,
             performance_report=args.performance_report,
             cache=args.cache,
+            **search_options.flow_parameters(args),
             return_state=True,
         )
 

@@ -25,6 +25,7 @@ class TrainReport:
 
     ``started_at``/``finished_at`` (epoch seconds, the executing process's clock) give
     the run's timeline: which fits overlapped, and how busy the workers were.
+    ``search`` (with ``--search``) holds the search's best CV score, fits and seconds.
     """
 
     model: str
@@ -41,6 +42,7 @@ class TrainReport:
     cv_f1_macro_std: float | None = None
     started_at: float = 0.0
     finished_at: float = 0.0
+    search: dict[str, Any] | None = None
     estimator: Pipeline | None = field(default=None, repr=False, compare=False)
 
     def row(self) -> dict[str, Any]:

@@ -39,10 +39,10 @@ from sklearn.model_selection._search_successive_halving import (
 )
 
 from prefect_sklearn_dask.ml.data import DatasetRef, load_split
-from prefect_sklearn_dask.ml.errors import DataError, UserError
+from prefect_sklearn_dask.ml.errors import DataError, ModelError, UserError
 from prefect_sklearn_dask.ml.preprocess import make_model_pipeline
 from prefect_sklearn_dask.ml.registry import build_estimator, get_spec
-from prefect_sklearn_dask.ml.search_space import Space
+from prefect_sklearn_dask.ml.search_space import Space, parse_space
 
 SearchKind = Literal["grid", "random", "halving"]
 SEARCH_KINDS: tuple[str, ...] = ("grid", "random", "halving")
@@ -152,8 +152,13 @@ def candidates(kind: SearchKind, space: Space, n_iter: int, seed: int) -> list[d
         grid = ParameterGrid({k: list(v) for k, v in space.items()})
         if len(grid) == 0:
             raise UserError("the grid is empty; give every parameter at least one value")
-        return list(grid)
-    return list(ParameterSampler(space, n_iter, random_state=seed))
+        return [_native(p) for p in grid]
+    return [_native(p) for p in ParameterSampler(space, n_iter, random_state=seed)]
+
+
+def _native(params: Mapping[str, Any]) -> dict[str, Any]:
+    """numpy scalars as Python numbers (same values), so best params are plain JSON."""
+    return {k: v.item() if isinstance(v, np.generic) else v for k, v in params.items()}
 
 
 @dataclass(frozen=True)
@@ -348,3 +353,76 @@ def _keep_best(rows: list[dict[str, Any]], itr: int, k: int) -> list[int]:
         "params": [r["candidate"] for r in rows],
     }
     return [int(c) for c in _top_k(results, k, itr)]
+
+
+class AllCandidatesFailed(ModelError):
+    """Every candidate of a model's search raised: the model is a failed row."""
+
+
+def short_params(params: Mapping[str, Any]) -> str:
+    """``C=10, gamma=0.01``: numbers to 3 significant digits, for log lines and tables."""
+    return ", ".join(
+        f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()
+    )
+
+
+class Progress:
+    """Counts a search's fits and says, now and then, how far it is and what leads.
+
+    ``line`` returns ``svc: 24/36 fits, best f1_macro 0.951 (C=10)`` at each tenth of the
+    plan and at the end (None otherwise), so a 1,000-fit search logs ~10 lines.
+    """
+
+    def __init__(self, plan: SearchPlan, metric: str) -> None:
+        self.plan, self.metric = plan, metric
+        self.done = self.failed = 0
+        self._scores: dict[tuple[int, int], list[float]] = {}
+        self._step = max(1, math.ceil(plan.n_fits / 10))
+
+    def add(self, job: FitJob, result: FitResult) -> str | None:
+        self.done += 1
+        self.failed += math.isnan(result.score)
+        self._scores.setdefault((job.iteration, job.candidate), []).append(result.score)
+        if self.done % self._step and self.done != self.plan.n_fits:
+            return None
+        return self.line()
+
+    def line(self) -> str:
+        complete = {
+            key: float(np.mean(scores))
+            for key, scores in self._scores.items()
+            if len(scores) == self.plan.cv and not np.isnan(scores).any()
+        }
+        text = f"{self.plan.model}: {self.done}/{self.plan.n_fits} fits"
+        if complete:
+            (_, candidate), score = max(complete.items(), key=lambda item: item[1])
+            text += (
+                f", best {self.metric} {score:.3f} ({short_params(self.plan.params[candidate])})"
+            )
+        if self.failed:
+            text += f", {self.failed} failed"
+        return text
+
+
+DEFAULT_SEARCH_CV = 3
+
+
+def check_options(
+    kind: str, n_iter: int, cv: int, raw_space: Mapping[str, Any] | None
+) -> tuple[int, dict[str, Space]]:
+    """Validate a search request (the CLI and the flow both call this) before any fit.
+
+    Returns the folds to use (``cv=0`` means 3 with a search) and the parsed user space.
+    """
+    if kind not in ("none", *SEARCH_KINDS):
+        raise UserError(f"unknown search {kind!r}; choose from none, {', '.join(SEARCH_KINDS)}")
+    if kind == "none":
+        if raw_space:
+            raise UserError("a search space needs --search grid, random or halving")
+        return cv, {}
+    if n_iter < 1:
+        raise UserError(f"--n-iter must be at least 1, got {n_iter}")
+    cv = cv or DEFAULT_SEARCH_CV
+    if cv < 2:
+        raise UserError(f"--cv must be at least 2 with --search {kind} (default 3), got {cv}")
+    return cv, parse_space(raw_space, kind)

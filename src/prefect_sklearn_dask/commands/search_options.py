@@ -1,0 +1,60 @@
+"""The ``--search`` options of ``flows/train.py``: their definitions and checks in one place.
+
+parser = argparse.ArgumentParser()
+add_search_arguments(parser)
+args = parser.parse_args(["--search", "random", "--n-iter", "20"])
+validate(args)        # UserError on bad input; fills args.cv and args.search_space
+train_flow(..., **flow_parameters(args))
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from prefect_sklearn_dask.ml.search import SEARCH_KINDS, check_options
+from prefect_sklearn_dask.ml.search_space import load_space_file
+
+
+def add_search_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the search options as one argument group."""
+    group = parser.add_argument_group(
+        "hyper-parameter search",
+        "one Prefect task run per model (search-<model>); its candidate x fold fits run as "
+        "plain Dask work on the same cluster (threads without Dask)",
+    )
+    group.add_argument(
+        "--search",
+        default="none",
+        metavar="{none," + ",".join(SEARCH_KINDS) + "}",
+        help="none: one fit per model with its defaults; grid: every grid point; random: "
+        "--n-iter samples of each model's distributions; halving: successive halving over "
+        "--n-iter samples with training rows as the resource",
+    )
+    group.add_argument(
+        "--n-iter", type=int, default=10, help="candidates per model (random, halving)"
+    )
+    group.add_argument(
+        "--search-space",
+        metavar="FILE.yaml",
+        help="replace models' grids/distributions: {model: {param: [values] or "
+        '"loguniform(0.001, 100)"}}',
+    )
+    # --cv is train.py's own option; with a search its 0 (off) means 3 folds.
+    parser.set_defaults(search_space_values=None)
+
+
+def validate(args: argparse.Namespace) -> None:
+    """Check the search options (UserError: one line, exit 2); sets the folds and the space.
+
+    ``--search`` is validated here rather than with argparse ``choices`` so a typo is the
+    project's one ``error:`` line like every other bad input.
+    """
+    raw = load_space_file(args.search_space) if args.search_space else None
+    args.cv, _ = check_options(args.search, args.n_iter, args.cv, raw)
+    args.search_space_values = raw
+
+
+def flow_parameters(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``train_flow`` parameters of the search options."""
+    return {"search": args.search, "n_iter": args.n_iter, "search_space": args.search_space_values}
