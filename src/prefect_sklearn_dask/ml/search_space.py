@@ -59,7 +59,7 @@ def parse_distribution(model: str, param: str, text: str):
 
 
 def _values(model: str, param: str, raw: Any, kind: str) -> Any:
-    if isinstance(raw, str) and _CALL.match(raw):
+    if isinstance(raw, str) and "(" in raw:  # meant as a distribution, parseable or not
         if kind == "grid":
             raise UserError(
                 f"search space of {model!r}, parameter {param!r}: --search grid needs a list "
