@@ -119,7 +119,9 @@ def test_a_killed_search_resumes_from_its_finished_fits(start_cli, run_cli, tmp_
     assert again.returncode == 0, again.stderr[-3000:]
     summary = json.loads(again.stdout)
     assert summary["cache"] == {**summary["cache"], "reused": finished, "fits": total}
-    assert REUSED.search(again.stderr).groups() == (str(finished), str(total))
+    *per_model, run_total = REUSED.findall(again.stderr)  # each search's line, then the run's
+    assert run_total == (str(finished), str(total))
+    assert sum(int(reused) for reused, _ in per_model) == finished
     assert all(r["status"] == "ok" for r in summary["rows"])
     assert len(cached_search_fits(storage)) == total
 

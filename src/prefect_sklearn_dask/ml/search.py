@@ -300,6 +300,22 @@ def plan_search(
     return SearchPlan(model, kind, params, rounds, cv, seed, scorer_name(metric, ref.n_classes))
 
 
+def round_jobs(plan: SearchPlan, rnd: Round, order: Sequence[int]) -> list[FitJob]:
+    """The fits of one round: each candidate in ``order`` on each fold, as sklearn orders them."""
+    return [
+        FitJob(
+            plan.model,
+            plan.params[c],
+            Fold(plan.cv, k, plan.seed, rnd.n_resources),
+            plan.scoring,
+            c,
+            rnd.iteration,
+        )
+        for c in order
+        for k in range(plan.cv)
+    ]
+
+
 def run_search(plan: SearchPlan, execute: Execute) -> SearchResult:
     """Run ``plan``'s rounds through ``execute`` and rank the candidates as sklearn does.
 
@@ -310,18 +326,7 @@ def run_search(plan: SearchPlan, execute: Execute) -> SearchResult:
     results: list[FitResult] = []
     order = list(range(len(plan.params)))  # candidate indices of the current round
     for rnd in plan.rounds:
-        batch = [
-            FitJob(
-                plan.model,
-                plan.params[c],
-                Fold(plan.cv, k, plan.seed, rnd.n_resources),
-                plan.scoring,
-                c,
-                rnd.iteration,
-            )
-            for c in order
-            for k in range(plan.cv)
-        ]
+        batch = round_jobs(plan, rnd, order)
         jobs += batch
         results += execute(batch)
         if rnd is not plan.rounds[-1]:
