@@ -132,24 +132,28 @@ def write(tmp: Path, text: str) -> str:
     return str(path)
 
 
+def with_space(kind: str, text: str):
+    return lambda t: ["--search", kind, "--search-space", write(t, text)]
+
+
 BAD = {
     "unknown search": (lambda t: ["--search", "bayes"], "unknown search 'bayes'"),
     "n-iter below 1": (lambda t: ["--search", "random", "--n-iter", "0"], "--n-iter must be"),
     "cv below 2": (lambda t: ["--search", "grid", "--cv", "1"], "--cv must be at least 2"),
     "unknown model in space": (
-        lambda t: ["--search", "grid", "--search-space", write(t, "xgb: {eta: [1]}")],
+        with_space("grid", "xgb: {eta: [1]}"),
         "unknown model 'xgb'",
     ),
     "parameter the estimator does not take": (
-        lambda t: ["--search", "grid", "--search-space", write(t, "svc: {Cee: [1]}")],
+        with_space("grid", "svc: {Cee: [1]}"),
         "the estimator takes no parameter Cee; it takes: C, ",
     ),
     "unparseable distribution": (
-        lambda t: ["--search", "random", "--search-space", write(t, "svc: {C: loguniform(1,}")],
+        with_space("random", "svc: {C: loguniform(1,}"),
         "cannot parse",
     ),
     "empty grid": (
-        lambda t: ["--search", "grid", "--search-space", write(t, "svc: {C: []}")],
+        with_space("grid", "svc: {C: []}"),
         "empty list",
     ),
     "missing space file": (

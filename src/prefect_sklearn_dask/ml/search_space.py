@@ -20,13 +20,13 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from scipy import stats
 
 from prefect_sklearn_dask.ml.errors import UserError
 from prefect_sklearn_dask.ml.registry import REGISTRY, build_estimator, get_spec
+from prefect_sklearn_dask.yaml_file import read_yaml
 
 DISTRIBUTIONS = ("loguniform", "uniform", "randint", "expon", "norm")
 _CALL = re.compile(r"^\s*([a-z_]+)\s*\((.*)\)\s*$")
@@ -105,17 +105,7 @@ def parse_space(raw: Mapping[str, Any] | None, kind: str) -> dict[str, Space]:
 
 def load_space_file(path: str) -> dict[str, Any]:
     """The raw mapping in a YAML file (validated later by :func:`parse_space`)."""
-    import yaml
-
-    file = Path(path).expanduser()
-    if not file.is_file():
-        raise UserError(f"search space file {path!r} not found; check the path")
-    try:
-        raw = yaml.safe_load(file.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark else ""
-        raise UserError(f"search space file {path!r} is not valid YAML{where}") from None
+    raw = read_yaml(path, "search space file")
     if not isinstance(raw, dict):
         raise UserError(f"search space file {path!r} must map model names to {{parameter: values}}")
     return raw
