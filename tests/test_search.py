@@ -219,3 +219,27 @@ def test_search_defaults_to_three_folds_and_parses_distributions():
     assert cv == 3
     assert spaces["svc"]["gamma"] == [0.1]
     assert 0.01 <= spaces["svc"]["C"].rvs(random_state=0) <= 100
+
+
+def test_thread_fan_out_keeps_order_and_caps_fits_in_flight():
+    import threading
+    import time
+
+    lock, running, peak = threading.Lock(), [0], [0]
+
+    def call(i: int) -> int:
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(0.02)
+        with lock:
+            running[0] -= 1
+        return i * i
+
+    seen: list[int] = []
+    out = fan_out(
+        call, [(i,) for i in range(12)], limit=2, local_jobs=4, on_done=lambda i, r: seen.append(i)
+    )
+    assert out == [i * i for i in range(12)]
+    assert sorted(seen) == list(range(12))
+    assert peak[0] == 2
