@@ -21,7 +21,7 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "hyper-parameter search",
         "one Prefect task run per model (search-<model>); its candidate x fold fits run as "
-        "plain Dask work on the same cluster (threads without Dask)",
+        "plain Dask work on the same cluster (threads without Dask); --cv 0 means 3 folds here",
     )
     group.add_argument(
         "--search",
