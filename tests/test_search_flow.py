@@ -97,8 +97,8 @@ SLOW = "synthetic:n_samples=4000,n_features=30"
 
 
 def cached_search_fits(storage: Path) -> list[Path]:
-    folder = storage / CACHE_DIR / SEARCH_CACHE
-    return list(folder.glob("*.joblib")) if folder.is_dir() else []
+    """Finished search fits wherever the flow's fit cache puts its ``search/`` folders."""
+    return [p for p in (storage / CACHE_DIR).rglob("*.joblib") if p.parent.name == SEARCH_CACHE]
 
 
 @pytest.mark.slow
