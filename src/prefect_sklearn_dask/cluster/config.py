@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect_sklearn_dask.ml.errors import UserError
+from prefect_sklearn_dask.yaml_file import read_yaml
 
 KEYS = {"cluster_class", "cluster_kwargs", "adapt"}
 # Optional packages and the extra of this project that installs each.
@@ -74,17 +75,8 @@ def parse_config(raw: Any, source: str = "<dict>") -> ClusterConfig:
 
 def load_config(path: str | Path) -> ClusterConfig:
     """Read and validate a YAML config file."""
-    import yaml
-
     path = Path(path).expanduser()
-    if not path.is_file():
-        raise UserError(f"cluster config {str(path)!r} not found")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        line = f" at line {where.line + 1}" if where is not None else ""
-        raise _fail(str(path), f"is not valid YAML{line}: {getattr(exc, 'problem', exc)}") from None
+    raw = read_yaml(path, "cluster config")
     return parse_config(raw, str(path))
 
 

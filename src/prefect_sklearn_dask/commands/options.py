@@ -22,6 +22,7 @@ from prefect_sklearn_dask.bridge.runners import RUNNERS, check_cluster_options
 from prefect_sklearn_dask.cluster.adaptive import parse_adapt
 from prefect_sklearn_dask.cluster.config import validate as validate_config
 from prefect_sklearn_dask.cluster.remote import check_address
+from prefect_sklearn_dask.commands import search_options
 from prefect_sklearn_dask.ml.data import BUILTIN_LOADERS, prepare
 from prefect_sklearn_dask.ml.errors import UserError
 from prefect_sklearn_dask.ml.evaluate import METRICS
@@ -106,6 +107,7 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--storage", metavar="DIR", help="result storage folder (default: $PREFECT_HOME/storage)"
     )
+    search_options.add_search_arguments(parser)
 
 
 def validate_training_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -117,6 +119,7 @@ def validate_training_args(args: argparse.Namespace) -> dict[str, Any]:
     scheduler answers is the caller's check: a deployment may be served before its
     cluster is up.
     """
+    search_options.validate(args)
     if args.workers is not None and args.workers < 1:
         raise UserError(f"--workers must be at least 1, got {args.workers}")
     if args.reuse_fits and not args.cache:

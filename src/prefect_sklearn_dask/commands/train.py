@@ -95,6 +95,8 @@ def render(summary: dict) -> str:
     columns = ["rank", "model", "status", "accuracy", "f1_macro", "roc_auc", "fit_seconds"]
     if any(r["cv_f1_macro_mean"] != "" for r in rows):
         columns.append("cv_f1_macro_mean")
+    if "fits" in rows[0]:  # a search: its CV score, fits and the best params
+        columns += ["cv_mean_std", "fits", "search_seconds", "params"]
     if any(r["status"] != "ok" for r in rows):
         columns.append("error")
     widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}

@@ -16,13 +16,30 @@ DASHBOARD_KEY = "dask-dashboard"
 REPORT_KEY = "dask-performance-report"
 SCORE_COLUMNS = ("accuracy", "f1_macro", "roc_auc", "cv_f1_macro_mean", "cv_f1_macro_std")
 TIME_COLUMNS = ("fit_seconds", "predict_seconds")
+SEARCH_COLUMNS = ("cv_mean_std", "fits", "failed_fits", "search_seconds")
+
+
+def search_cells(search: dict[str, Any] | None) -> dict[str, Any]:
+    """A search's summary as table cells: CV ``mean +- std`` of its scorer, fits, seconds."""
+    if not search:
+        return {}
+    return {
+        "cv_mean_std": f"{search['cv_mean']:.4f} +- {search['cv_std']:.4f} "
+        f"({search['scoring']}, {search['cv']} folds)",
+        "fits": search["fits"],
+        "failed_fits": search["failed_fits"],
+        "search_seconds": round(search["search_seconds"], 2),
+    }
 
 
 def table_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows rounded for reading, hyper-parameters as text, every row the same columns."""
     columns = ("rank", "model", "status", *SCORE_COLUMNS, *TIME_COLUMNS, "params", "error")
+    if any(row.get("search") for row in rows):
+        columns += SEARCH_COLUMNS
     out = []
     for row in rows:
+        row = {**row, **search_cells(row.get("search"))}
         clean: dict[str, Any] = {}
         for column in columns:
             value = row.get(column)

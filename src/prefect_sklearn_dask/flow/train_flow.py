@@ -34,6 +34,7 @@ from prefect_sklearn_dask.flow.comparison import publish_chart
 from prefect_sklearn_dask.flow.fit_cache import FitCache, open_fit_cache
 from prefect_sklearn_dask.flow.masked_failures import masked_failures
 from prefect_sklearn_dask.flow.model_store import MODEL_DIR, default_storage, save_model
+from prefect_sklearn_dask.flow.search_task import search_inputs
 from prefect_sklearn_dask.flow.tasks import FIT_CACHE, NO_FIT_CACHE, train_model
 from prefect_sklearn_dask.masking import install_log_masking, mask
 from prefect_sklearn_dask.ml.data import DatasetRef, prepare
@@ -42,6 +43,7 @@ from prefect_sklearn_dask.ml.registry import DEFAULT_MODELS, by_cost, parse_mode
 from prefect_sklearn_dask.notify.improved import announce_improvement
 
 Metric = Literal["f1_macro", "accuracy", "roc_auc"]
+Search = Literal["none", "grid", "random", "halving"]
 CONCURRENCY_LIMIT = "train-model"
 FAILURE_KEY = "train-flow-failure"
 
@@ -199,6 +201,9 @@ def train_flow(
     performance_report: bool = True,
     cache: bool = True,
     reuse_fits: bool = False,
+    search: Search = "none",
+    n_iter: int = 10,
+    search_space: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Train ``models`` on ``dataset`` with ``runner``, publish the comparison, persist the best.
 
@@ -216,6 +221,11 @@ def train_flow(
     half-way resumes); ``reuse_fits`` also reuses a completed run's fits
     (:mod:`.fit_cache`); ``cache=False`` trains everything and writes nothing per fit.
 
+    ``search`` (``grid``, ``random`` or ``halving``) makes each model one ``search-<model>``
+    task run: ``n_iter`` candidates (random/halving) x ``cv`` folds (3 if 0) from the
+    registry's space or ``search_space`` ({model: {param: [values] or "loguniform(a, b)"}}),
+    the fits as plain Dask work (or threads), the winner refit and scored on the test set.
+
     Returns a JSON-able summary: rows, best model, where it is stored, URLs, timings.
     """
     from prefect.settings import get_current_settings
@@ -225,6 +235,7 @@ def train_flow(
     dropped_before = faults.EVENT_DROPS.dropped
     logger = get_run_logger()
     names = parse_models(models)
+    searching = search_inputs(search, n_iter, cv, search_space, seed, metric, max_concurrent)
     data = prepare(dataset, target, test_size, seed)
     logger.info(
         f"dataset {data.source}: {data.n_rows} rows x {data.n_features} features, "
@@ -264,18 +275,23 @@ def train_flow(
             if dashboard:
                 logger.info(f"Dask dashboard: {dashboard}")
             task = fit_task(fit_cache)
-            futures = {
-                task_runner.submit(
-                    task,
-                    {"model": name, "data": data, "seed": seed, "cv": cv, "limit": limit},
-                ): name
-                for name in by_cost(names)
-            }
+
+            def inputs(name: str) -> dict[str, Any]:
+                return {"model": name, "data": data, "seed": seed, "cv": cv, "limit": limit}
+
+            if searching:
+                # fits of a search follow the run's fit-cache generation (flow/fit_cache.py)
+                search_dir = fit_cache.root / fit_cache.namespace if fit_cache else None
+                task, inputs = searching.submission(data, search_dir, runner, workers)
+            futures = {task_runner.submit(task, inputs(name)): name for name in by_cost(names)}
             reports, failures, reused = gather(futures, logger, client, task)
             trained = time.perf_counter()
+            fits = len(futures)
+            if searching:
+                reused, fits = searching.fits(reports)
             if fit_cache is not None:
-                logger.info(f"reused {reused} of {len(futures)} fits from cache")
-                logger.info(fit_cache.describe(reused, len(futures)))
+                logger.info(f"reused {reused} of {fits} fits from cache")
+                logger.info(fit_cache.describe(reused, fits))
             if client is not None:
                 flush_worker_logs(client)
     except Exception as exc:
@@ -304,10 +320,10 @@ def train_flow(
         "cache": {
             "enabled": cache,
             "reused": reused,
-            "fits": len(names),
+            "fits": fits,
             "path": str(storage_root / CACHE_DIR) if cache else None,
             "reuse_fits": reuse_fits,
-            "said": fit_cache.describe(reused, len(names)) if fit_cache else None,
+            "said": fit_cache.describe(reused, fits) if fit_cache else None,
         },
         "best": best.row(),
         "model": {

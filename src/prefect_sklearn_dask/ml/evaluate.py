@@ -31,6 +31,7 @@ class TrainReport:
     ``confusion`` (rows: true class, columns: predicted, classes in the split's order)
     and ``roc_curves`` (class index -> ``fpr``/``tpr``/``auc``, one-vs-rest; only the
     positive class when binary) describe the held-out predictions for the chart.
+    ``search`` (with ``--search``) holds the search's best CV score, fits and seconds.
     """
 
     model: str
@@ -50,6 +51,7 @@ class TrainReport:
     roc_curves: dict[str, dict[str, Any]] | None = None
     started_at: float = 0.0
     finished_at: float = 0.0
+    search: dict[str, Any] | None = None
     estimator: Pipeline | None = field(default=None, repr=False, compare=False)
 
     def row(self) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from itertools import product
 from typing import Any
 
+from scipy.stats import loguniform, randint
 from sklearn.base import ClassifierMixin
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.ensemble import (
@@ -44,6 +45,7 @@ class ModelSpec:
     grid: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
     scale: bool = False
     cost: float = 1.0
+    distributions: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _seeded(cls: type, **defaults: Any) -> Callable[[int], ClassifierMixin]:
@@ -64,6 +66,7 @@ REGISTRY: dict[str, ModelSpec] = {
             {"C": (0.1, 1.0, 10.0)},
             scale=True,
             cost=0.03,
+            distributions={"C": loguniform(1e-3, 1e2)},
         ),
         ModelSpec(
             "rf",
@@ -71,6 +74,11 @@ REGISTRY: dict[str, ModelSpec] = {
             _seeded(RandomForestClassifier, n_estimators=100, n_jobs=1),
             {"n_estimators": (100, 300), "max_depth": (None, 10)},
             cost=1.1,
+            distributions={
+                "n_estimators": randint(50, 300),
+                "max_depth": [None, 5, 10, 20],
+                "max_features": ["sqrt", 0.5],
+            },
         ),
         ModelSpec(
             "et",
@@ -78,6 +86,7 @@ REGISTRY: dict[str, ModelSpec] = {
             _seeded(ExtraTreesClassifier, n_estimators=100, n_jobs=1),
             {"n_estimators": (100, 300), "max_features": ("sqrt", 0.5)},
             cost=0.5,
+            distributions={"n_estimators": randint(50, 300), "max_features": ["sqrt", 0.5, 1.0]},
         ),
         ModelSpec(
             "hgb",
@@ -85,6 +94,11 @@ REGISTRY: dict[str, ModelSpec] = {
             _seeded(HistGradientBoostingClassifier),
             {"learning_rate": (0.05, 0.1, 0.2), "max_leaf_nodes": (15, 31)},
             cost=0.4,
+            distributions={
+                "learning_rate": loguniform(0.01, 0.3),
+                "max_leaf_nodes": randint(8, 64),
+                "l2_regularization": loguniform(1e-4, 1.0),
+            },
         ),
         ModelSpec(
             "gb",
@@ -92,6 +106,11 @@ REGISTRY: dict[str, ModelSpec] = {
             _seeded(GradientBoostingClassifier),
             {"n_estimators": (100, 200), "learning_rate": (0.05, 0.1)},
             cost=2.6,
+            distributions={
+                "n_estimators": randint(50, 250),
+                "learning_rate": loguniform(0.01, 0.3),
+                "max_depth": randint(2, 5),
+            },
         ),
         ModelSpec(
             "svc",
@@ -100,6 +119,7 @@ REGISTRY: dict[str, ModelSpec] = {
             {"C": (0.5, 1.0, 5.0), "gamma": ("scale", 0.01)},
             scale=True,
             cost=0.4,
+            distributions={"C": loguniform(1e-2, 1e2), "gamma": loguniform(1e-4, 1e-1)},
         ),
         ModelSpec(
             "knn",
@@ -108,6 +128,7 @@ REGISTRY: dict[str, ModelSpec] = {
             {"n_neighbors": (3, 5, 11), "weights": ("uniform", "distance")},
             scale=True,
             cost=0.07,
+            distributions={"n_neighbors": randint(1, 31), "weights": ["uniform", "distance"]},
         ),
         ModelSpec(
             "nb",
@@ -115,6 +136,7 @@ REGISTRY: dict[str, ModelSpec] = {
             _unseeded(GaussianNB),
             {"var_smoothing": (1e-9, 1e-7)},
             cost=0.02,
+            distributions={"var_smoothing": loguniform(1e-11, 1e-5)},
         ),
         ModelSpec(
             "mlp",
@@ -123,6 +145,10 @@ REGISTRY: dict[str, ModelSpec] = {
             {"hidden_layer_sizes": ((32,), (64,), (64, 32)), "alpha": (1e-4, 1e-2)},
             scale=True,
             cost=2.4,
+            distributions={
+                "hidden_layer_sizes": [(32,), (64,), (64, 32)],
+                "alpha": loguniform(1e-5, 1e-1),
+            },
         ),
         ModelSpec(
             "tree",
@@ -130,6 +156,7 @@ REGISTRY: dict[str, ModelSpec] = {
             _seeded(DecisionTreeClassifier),
             {"max_depth": (None, 5, 10)},
             cost=0.1,
+            distributions={"max_depth": [None, 3, 5, 10, 20], "min_samples_leaf": randint(1, 20)},
         ),
         ModelSpec(
             "lda",
@@ -138,6 +165,7 @@ REGISTRY: dict[str, ModelSpec] = {
             {"solver": ("svd", "lsqr")},
             scale=True,
             cost=0.03,
+            distributions={"solver": ["svd", "lsqr"], "tol": loguniform(1e-6, 1e-2)},
         ),
     )
 }

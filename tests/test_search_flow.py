@@ -1,0 +1,175 @@
+"""``--search`` end to end: real Prefect server, real LocalCluster, real SIGKILL, the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+from distributed import LocalCluster
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter
+
+from prefect_sklearn_dask.flow.artifacts import TABLE_KEY
+from prefect_sklearn_dask.flow.model_store import load_model
+from prefect_sklearn_dask.flow.search_task import SEARCH_CACHE, artifact_key
+from prefect_sklearn_dask.flow.train_flow import CACHE_DIR, train_flow
+from tests.records import wait_for_task_runs
+from tests.test_faults import REUSED, wait_for
+
+MODELS = ["logreg", "knn", "nb"]
+
+
+def artifacts(flow_run_id: str, keys: list[str]) -> dict[str, list[dict]]:
+    async def read():
+        async with get_client() as client:
+            return await client.read_artifacts(
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys)),
+                flow_run_filter=FlowRunFilter(id={"any_": [flow_run_id]}),
+            )
+
+    found = asyncio.run(read())
+    return {a.key: a.data if isinstance(a.data, list) else json.loads(a.data) for a in found}
+
+
+@pytest.fixture(scope="module")
+def dask_search(prefect_api, tmp_path_factory) -> dict:
+    storage = tmp_path_factory.mktemp("storage")
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=":0"
+    ) as cluster:
+        return train_flow(
+            dataset="breast_cancer",
+            models=MODELS,
+            runner="dask",
+            address=cluster.scheduler_address,
+            search="random",
+            n_iter=4,
+            storage=str(storage),
+        )
+
+
+def test_dask_search_is_one_task_run_per_model(dask_search):
+    runs = wait_for_task_runs(dask_search["flow_run_id"], len(MODELS))
+    assert sorted(r.name for r in runs) == sorted(f"search-{m}" for m in MODELS)
+    assert all(r.state.is_completed() for r in runs)
+
+
+def test_dask_search_rows_artifacts_and_best_model(dask_search):
+    rows = dask_search["rows"]
+    assert sorted(r["model"] for r in rows) == sorted(MODELS)
+    for row in rows:
+        assert row["status"] == "ok"
+        assert row["search"]["fits"] == 4 * 3 and row["search"]["cv"] == 3
+        assert 0.8 < row["search"]["cv_mean"] <= 1.0 and row["params"]
+    assert dask_search["cache"]["fits"] == len(MODELS) * 12
+    keys = [TABLE_KEY, *(artifact_key(m) for m in MODELS)]
+    found = artifacts(dask_search["flow_run_id"], keys)
+    assert set(found) == set(keys)
+    assert {r["fits"] for r in found[TABLE_KEY]} == {12}
+    assert len(found["search-knn"]) == 4 and found["search-knn"][0]["rank"] == 1
+    model, manifest = load_model(Path(dask_search["model"]["manifest_path"]))
+    best = next(r for r in rows if r["model"] == manifest["model"])
+    assert manifest["params"] == best["params"]
+    assert model.named_steps["classifier"].get_params().items() >= best["params"].items()
+
+
+def test_a_model_whose_every_candidate_fails_is_a_failed_row(prefect_api, tmp_path):
+    summary = train_flow(
+        dataset="iris",
+        models=["lda", "nb"],
+        runner="threads",
+        search="grid",
+        search_space={"lda": {"solver": ["svd"], "shrinkage": ["auto", 0.5]}},
+        storage=str(tmp_path),
+    )
+    rows = {r["model"]: r for r in summary["rows"]}
+    assert rows["nb"]["status"] == "ok"
+    assert rows["lda"]["status"] == "failed"
+    assert "every candidate of 'lda' failed (6 fits)" in rows["lda"]["error"]
+    assert "NotImplementedError" in rows["lda"]["error"]
+
+
+SLOW = "synthetic:n_samples=4000,n_features=30"
+
+
+def cached_search_fits(storage: Path) -> list[Path]:
+    """Finished search fits wherever the flow's fit cache puts its ``search/`` folders."""
+    return [p for p in (storage / CACHE_DIR).rglob("*.joblib") if p.parent.name == SEARCH_CACHE]
+
+
+@pytest.mark.slow
+def test_a_killed_search_resumes_from_its_finished_fits(start_cli, run_cli, tmp_path):
+    """SIGKILL mid-search: the re-run fits only what is missing and says how many it reused."""
+    storage = tmp_path / "storage"
+    args = ["--runner", "threads", "--workers", "1", "--dataset", SLOW, "--models", "rf,logreg"]
+    args += ["--search", "grid", "--storage", str(storage)]
+    total = (4 + 3) * 3
+    process = start_cli("flows/train.py", *args, name="killed")
+    wait_for(lambda: len(cached_search_fits(storage)) >= 3, 240, "three finished fits")
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=10)
+    finished = len(cached_search_fits(storage))
+    assert 3 <= finished < total, f"kill landed after {finished} of {total} fits"
+
+    again = run_cli("flows/train.py", *args, "--json", timeout=400)
+    assert again.returncode == 0, again.stderr[-3000:]
+    summary = json.loads(again.stdout)
+    assert summary["cache"] == {**summary["cache"], "reused": finished, "fits": total}
+    *per_model, run_total = REUSED.findall(again.stderr)  # each search's line, then the run's
+    assert run_total == (str(finished), str(total))
+    assert sum(int(reused) for reused, _ in per_model) == finished
+    assert all(r["status"] == "ok" for r in summary["rows"])
+    assert len(cached_search_fits(storage)) == total
+
+
+def write(tmp: Path, text: str) -> str:
+    path = tmp / "space.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def with_space(kind: str, text: str):
+    return lambda t: ["--search", kind, "--search-space", write(t, text)]
+
+
+BAD = {
+    "unknown search": (lambda t: ["--search", "bayes"], "unknown search 'bayes'"),
+    "n-iter below 1": (lambda t: ["--search", "random", "--n-iter", "0"], "--n-iter must be"),
+    "cv below 2": (lambda t: ["--search", "grid", "--cv", "1"], "--cv must be at least 2"),
+    "unknown model in space": (
+        with_space("grid", "xgb: {eta: [1]}"),
+        "unknown model 'xgb'",
+    ),
+    "parameter the estimator does not take": (
+        with_space("grid", "svc: {Cee: [1]}"),
+        "the estimator takes no parameter Cee; it takes: C, ",
+    ),
+    "unparseable distribution": (
+        with_space("random", "svc: {C: loguniform(1,}"),
+        "cannot parse",
+    ),
+    "empty grid": (
+        with_space("grid", "svc: {C: []}"),
+        "empty list",
+    ),
+    "missing space file": (
+        lambda t: ["--search", "grid", "--search-space", str(t / "nope.yaml")],
+        "not found",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_search_input_is_one_line_and_exit_2(run_cli, tmp_path, case):
+    make_args, expected = BAD[case]
+    storage = tmp_path / "storage"
+    result = run_cli("flows/train.py", *make_args(tmp_path), "--storage", str(storage))
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert expected in lines[0]
+    assert not storage.exists()
