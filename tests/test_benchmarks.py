@@ -17,8 +17,17 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, Fl
 from prefect_sklearn_dask.benchmarks.report import CHART_KEY, COLUMNS, SUMMARY_KEY, TABLE_KEY
 from tests.records import wait_for_task_runs
 
+USER_FLOWS = {"user-flow-threads", "user-flow-dask-stock", "user-flow-dask"}
 EXPECTED = {
-    "seed": {"sequential", "prefect-threads", "prefect-dask", "raw-dask", "joblib", "joblib-dask"},
+    "seed": {
+        "sequential",
+        "prefect-threads",
+        "prefect-dask",
+        "raw-dask",
+        "joblib",
+        "joblib-dask",
+        "user-flow-dask",
+    },
     "grid": {
         "sequential",
         "prefect-threads",
@@ -36,6 +45,7 @@ EXPECTED = {
         "raw-dask",
         "joblib",
         "joblib-dask",
+        *USER_FLOWS,
     },
     "bigdata": {
         "sequential",
@@ -111,6 +121,8 @@ def test_goal_lines_printed_with_verdicts(quick):
         "parallel efficiency of Prefect-on-Dask vs critical-path bound (2 workers)",
         "bigdata",
         "tiny",
+        "user-flow seed",
+        "user-flow tiny",
     ]
     for goal in report["goals"]:
         assert goal["verdict"] in ("PASS", "FAIL")
