@@ -16,8 +16,9 @@ when the lines it replaces are there verbatim; otherwise it warns and leaves Pre
 as it is. Importing :mod:`prefect_sklearn_dask.bridge` applies it, so the project's
 flows and any flow using ``FastDaskTaskRunner`` get it.
 
-Measured on this machine (2 cores, persistent local server), an empty ``@flow``, median
-of 20 calls: {BEFORE} s stock, {AFTER} s patched.
+Measured (2 cores, persistent local server; ``python -m
+prefect_sklearn_dask.benchmarks.empty_flow``), an empty ``@flow``, median of 20 calls,
+two runs each: 1.13 and 1.22 s stock, 0.21 and 0.18 s patched (~0.95 s less per run).
 """
 
 from __future__ import annotations
