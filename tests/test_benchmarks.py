@@ -17,7 +17,6 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, Fl
 from prefect_sklearn_dask.benchmarks.report import CHART_KEY, COLUMNS, SUMMARY_KEY, TABLE_KEY
 from tests.records import wait_for_task_runs
 
-USER_FLOWS = {"user-flow-threads", "user-flow-dask-stock", "user-flow-dask"}
 EXPECTED = {
     "seed": {
         "sequential",
@@ -26,7 +25,6 @@ EXPECTED = {
         "raw-dask",
         "joblib",
         "joblib-dask",
-        "user-flow-dask",
     },
     "grid": {
         "sequential",
@@ -45,7 +43,7 @@ EXPECTED = {
         "raw-dask",
         "joblib",
         "joblib-dask",
-        *USER_FLOWS,
+        "user-flow-dask",
     },
     "bigdata": {
         "sequential",
@@ -162,12 +160,12 @@ def test_artifacts_on_the_suite_flow_run(quick):
     assert "file://" in by_key[CHART_KEY].data and ".html" in by_key[CHART_KEY].data
 
 
-def test_prefect_dask_task_runs_recorded(quick):
-    """The fast runner keeps task-level records: one completed task run per item."""
+@pytest.mark.parametrize("backend", ["prefect-dask", "user-flow-dask"])
+def test_prefect_dask_task_runs_recorded(quick, backend):
+    """The fast runner keeps task-level records: one completed task run per item, inside
+    the suite's flow and in a plain user flow."""
     _, report, _ = quick
-    row = next(
-        r for r in report["rows"] if r["workload"] == "tiny" and r["backend"] == "prefect-dask"
-    )
+    row = next(r for r in report["rows"] if r["workload"] == "tiny" and r["backend"] == backend)
     (flow_run_id,) = row["flow_run_ids"]
     runs = wait_for_task_runs(flow_run_id, row["n_tasks"])
     completed = [r for r in runs if r.state and r.state.is_completed()]

@@ -143,6 +143,20 @@ def test_futures_as_inputs_wait_for_and_async_tasks(runner, tmp_path):
     assert graph() == (2, 3, "first", [4, 6])
 
 
+def test_futures_as_inputs_are_recorded_as_upstream_task_runs(runner):
+    """The server's task_inputs link a task run to the one whose future it was given
+    (the UI's dependency graph; upstream assets come from the same link)."""
+
+    @flow(task_runner=runner)
+    def chained() -> str:
+        inc.submit(inc.submit(1)).wait()
+        return str(flow_run.id)
+
+    runs = wait_for_task_runs(chained(), 2)
+    first, second = sorted(runs, key=lambda r: len(r.task_inputs["x"]))
+    assert [link.id for link in second.task_inputs["x"]] == [first.id]
+
+
 def test_async_flow(runner):
     @flow(task_runner=runner)
     async def async_flow() -> list[int]:

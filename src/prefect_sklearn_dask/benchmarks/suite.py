@@ -28,8 +28,10 @@ ROOT = Path(__file__).resolve().parents[3]  # the checkout, for the git commit
 QUICK_ONLY_ON = {
     "prefect-dask-own": {"tiny"},
     "prefect-dask-stock": {"tiny"},
-    "user-flow-threads": {"tiny"},
-    "user-flow-dask-stock": {"tiny"},
+    # the whole-flow rows: the project's runner on a few tiny tasks
+    "user-flow-dask": {"tiny"},
+    "user-flow-threads": set(),
+    "user-flow-dask-stock": set(),
 }
 
 

@@ -313,6 +313,9 @@ class FastDaskTaskRunner(DaskTaskRunner):
             dependencies=inputs,
             return_type="state",
         )
+        # As PrefectDaskClient does: a task given this future as input records the
+        # link (its task_inputs, upstream assets) from this attribute.
+        future.task_run_id = task_run_id
         return PrefectDaskFuture(wrapped_future=future, task_run_id=task_run_id)
 
 
