@@ -194,14 +194,9 @@ class FastDaskTaskRunner(DaskTaskRunner):
     running ``cluster`` object arrives as a runner for that cluster's scheduler address.
     """
 
-    def __init__(
-        self,
-        cluster: distributed.deploy.Cluster | None = None,
-        address: str | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(cluster=cluster, address=address, **kwargs)
-        self._given_cluster = cluster
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._given_cluster = self._cluster  # a running cluster object passed as `cluster=`
         self._reset_runtime()
 
     def _reset_runtime(self) -> None:
@@ -228,7 +223,8 @@ class FastDaskTaskRunner(DaskTaskRunner):
         """A fresh runner with the same settings (Prefect runs each flow run on one).
 
         Unlike stock 0.3.7, a runner given a ``cluster`` object keeps it: stock drops it
-        and starts a new ``LocalCluster`` for every flow run.
+        and, unless a default Dask client is set, starts a new ``LocalCluster`` for every
+        flow run.
         """
         if self._given_cluster is not None:
             return type(self)(
