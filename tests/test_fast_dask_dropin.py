@@ -118,7 +118,7 @@ def test_with_options_and_a_cluster_object(cluster):
 def test_cluster_class_and_kwargs_start_a_cluster_per_run():
     runner = FastDaskTaskRunner(
         cluster_class="distributed.LocalCluster",
-        cluster_kwargs={"n_workers": 1, "processes": False, "dashboard_address": None},
+        cluster_kwargs={"n_workers": 1, "processes": False, "dashboard_address": ":0"},
     )
 
     @flow(task_runner=runner)
