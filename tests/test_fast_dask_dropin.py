@@ -115,7 +115,7 @@ def test_with_options_and_a_cluster_object(cluster):
         assert plain.with_options(task_runner=runner)() == [1, 2, 3]
 
 
-def test_cluster_class_and_kwargs_start_a_cluster_per_run():
+def test_cluster_class_and_kwargs_start_a_cluster_per_run(prefect_api):
     runner = FastDaskTaskRunner(
         cluster_class="distributed.LocalCluster",
         cluster_kwargs={"n_workers": 1, "processes": False, "dashboard_address": ":0"},
