@@ -25,6 +25,7 @@ EXPECTED = {
         "raw-dask",
         "joblib",
         "joblib-dask",
+        "user-flow-dask",
     },
     "grid": {
         "sequential",

@@ -28,8 +28,7 @@ ROOT = Path(__file__).resolve().parents[3]  # the checkout, for the git commit
 QUICK_ONLY_ON = {
     "prefect-dask-own": {"tiny"},
     "prefect-dask-stock": {"tiny"},
-    # the whole-flow rows: the project's runner on a few tiny tasks
-    "user-flow-dask": {"tiny"},
+    # whole-flow rows: only the project's runner (seed and a few tiny tasks)
     "user-flow-threads": set(),
     "user-flow-dask-stock": set(),
 }
