@@ -14,7 +14,6 @@ from pathlib import Path
 
 import cloudpickle
 import pytest
-from distributed import LocalCluster
 from prefect import flow, tags, task
 from prefect.cache_policies import INPUTS, NO_CACHE
 from prefect.runtime import flow_run
@@ -23,17 +22,9 @@ from prefect_sklearn_dask import FastDaskTaskRunner
 from tests.records import wait_for_task_runs
 
 
-@pytest.fixture(scope="module")
-def cluster(prefect_api):
-    with LocalCluster(
-        n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=":0"
-    ) as cluster:
-        yield cluster
-
-
 @pytest.fixture
-def runner(cluster) -> FastDaskTaskRunner:
-    return FastDaskTaskRunner(address=cluster.scheduler_address)
+def runner(local_cluster) -> FastDaskTaskRunner:
+    return FastDaskTaskRunner(address=local_cluster.scheduler_address)
 
 
 @task
@@ -82,20 +73,20 @@ def test_a_flow_holding_a_runner_round_trips(runner):
     assert copy.task_runner == runner
 
 
-def test_a_runner_given_a_cluster_object_arrives_as_its_address(cluster):
-    runner = FastDaskTaskRunner(cluster=cluster)
+def test_a_runner_given_a_cluster_object_arrives_as_its_address(local_cluster):
+    runner = FastDaskTaskRunner(cluster=local_cluster)
     copy = cloudpickle.loads(cloudpickle.dumps(runner))
-    assert copy.address == cluster.scheduler_address
+    assert copy.address == local_cluster.scheduler_address
     assert copy._cluster is None
     # duplicate() (one per flow run) keeps the cluster; stock 0.3.7 drops it
-    assert runner.duplicate()._cluster is cluster
+    assert runner.duplicate()._cluster is local_cluster
 
 
 # Plain user flows ----------------------------------------------------------------------
 
 
-def test_the_readme_user_flow(cluster):
-    @flow(task_runner=FastDaskTaskRunner(address=cluster.scheduler_address))
+def test_the_readme_user_flow(local_cluster):
+    @flow(task_runner=FastDaskTaskRunner(address=local_cluster.scheduler_address))
     def f():
         return [x.result() for x in inc.map(range(5))]
 
@@ -103,14 +94,14 @@ def test_the_readme_user_flow(cluster):
     assert f() == [1, 2, 3, 4, 5]  # a second run on the same flow object
 
 
-def test_with_options_and_a_cluster_object(cluster):
+def test_with_options_and_a_cluster_object(local_cluster):
     @flow
     def plain() -> list[int]:
         return [x.result() for x in inc.map(range(3))]
 
     for runner in (
-        FastDaskTaskRunner(address=cluster.scheduler_address),
-        FastDaskTaskRunner(cluster=cluster),
+        FastDaskTaskRunner(address=local_cluster.scheduler_address),
+        FastDaskTaskRunner(cluster=local_cluster),
     ):
         assert plain.with_options(task_runner=runner)() == [1, 2, 3]
 
