@@ -116,3 +116,14 @@ def start_cli(prefect_api: str, tmp_path: Path):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def local_cluster(prefect_api: str):
+    """A 2-worker x 1-thread LocalCluster on 127.0.0.1 (dashboard on a free port), per module."""
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=":0"
+    ) as cluster:
+        yield cluster

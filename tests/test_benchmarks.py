@@ -17,34 +17,14 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, Fl
 from prefect_sklearn_dask.benchmarks.report import CHART_KEY, COLUMNS, SUMMARY_KEY, TABLE_KEY
 from tests.records import wait_for_task_runs
 
+# every workload's items run as tasks on these; the grid has GridSearchCV instead of joblib
+EVERYWHERE = {"sequential", "prefect-threads", "prefect-dask", "raw-dask"}
+JOBLIB = {"joblib", "joblib-dask"}
 EXPECTED = {
-    "seed": {"sequential", "prefect-threads", "prefect-dask", "raw-dask", "joblib", "joblib-dask"},
-    "grid": {
-        "sequential",
-        "prefect-threads",
-        "prefect-dask",
-        "raw-dask",
-        "sklearn-gridsearch",
-        "sklearn-gridsearch-dask",
-    },
-    "tiny": {
-        "sequential",
-        "prefect-threads",
-        "prefect-dask-own",
-        "prefect-dask-stock",
-        "prefect-dask",
-        "raw-dask",
-        "joblib",
-        "joblib-dask",
-    },
-    "bigdata": {
-        "sequential",
-        "prefect-threads",
-        "prefect-dask",
-        "raw-dask",
-        "joblib",
-        "joblib-dask",
-    },
+    "seed": EVERYWHERE | JOBLIB | {"user-flow-dask"},
+    "grid": EVERYWHERE | {"sklearn-gridsearch", "sklearn-gridsearch-dask"},
+    "tiny": EVERYWHERE | JOBLIB | {"prefect-dask-own", "prefect-dask-stock", "user-flow-dask"},
+    "bigdata": EVERYWHERE | JOBLIB,
 }
 
 
@@ -111,6 +91,8 @@ def test_goal_lines_printed_with_verdicts(quick):
         "parallel efficiency of Prefect-on-Dask vs critical-path bound (2 workers)",
         "bigdata",
         "tiny",
+        "user-flow seed",
+        "user-flow tiny",
     ]
     for goal in report["goals"]:
         assert goal["verdict"] in ("PASS", "FAIL")
@@ -150,12 +132,12 @@ def test_artifacts_on_the_suite_flow_run(quick):
     assert "file://" in by_key[CHART_KEY].data and ".html" in by_key[CHART_KEY].data
 
 
-def test_prefect_dask_task_runs_recorded(quick):
-    """The fast runner keeps task-level records: one completed task run per item."""
+@pytest.mark.parametrize("backend", ["prefect-dask", "user-flow-dask"])
+def test_prefect_dask_task_runs_recorded(quick, backend):
+    """The fast runner keeps task-level records: one completed task run per item, inside
+    the suite's flow and in a plain user flow."""
     _, report, _ = quick
-    row = next(
-        r for r in report["rows"] if r["workload"] == "tiny" and r["backend"] == "prefect-dask"
-    )
+    row = next(r for r in report["rows"] if r["workload"] == "tiny" and r["backend"] == backend)
     (flow_run_id,) = row["flow_run_ids"]
     runs = wait_for_task_runs(flow_run_id, row["n_tasks"])
     completed = [r for r in runs if r.state and r.state.is_completed()]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-from distributed import LocalCluster
 from prefect import flow, tags, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
@@ -30,16 +28,8 @@ def probe(address: str) -> tuple[str, list[int]]:
     return str(flow_run.id), results
 
 
-@pytest.fixture(scope="module")
-def cluster(prefect_api):
-    with LocalCluster(
-        n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=":0"
-    ) as cluster:
-        yield cluster
-
-
-def test_results_and_task_runs_recorded_on_the_server(cluster):
-    flow_run_id, results = probe(cluster.scheduler_address)
+def test_results_and_task_runs_recorded_on_the_server(local_cluster):
+    flow_run_id, results = probe(local_cluster.scheduler_address)
     assert results == [x * x for x in range(N_TASKS)] + [81]
     runs = wait_for_task_runs(flow_run_id, N_TASKS + 1)
     assert len(runs) == N_TASKS + 1
@@ -72,8 +62,8 @@ def warmed_probe(address: str) -> tuple[int, dict[str, bool], list[int]]:
         return warmed, held, [f.result(timeout=60) for f in futures]
 
 
-def test_warm_workers_unpacks_the_run_context_on_every_worker_first(cluster):
-    warmed, held, results = warmed_probe(cluster.scheduler_address)
+def test_warm_workers_unpacks_the_run_context_on_every_worker_first(local_cluster):
+    warmed, held, results = warmed_probe(local_cluster.scheduler_address)
     assert warmed == 2
     assert list(held.values()) == [True, True]
     assert results == [0, 1, 4, 9]

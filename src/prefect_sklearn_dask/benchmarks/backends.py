@@ -17,6 +17,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
+from prefect_sklearn_dask.benchmarks import user_flow
 from prefect_sklearn_dask.benchmarks.cpu import Processes, per_task_ms
 from prefect_sklearn_dask.benchmarks.workloads import (
     Item,
@@ -39,6 +40,7 @@ BACKENDS: tuple[str, ...] = (
     "joblib-dask",
     "sklearn-gridsearch",
     "sklearn-gridsearch-dask",
+    *user_flow.USER_FLOW_BACKENDS,
 )
 DESCRIPTIONS = {
     "sequential": "a loop in the flow process (the work itself; per-task times set the bound)",
@@ -51,10 +53,11 @@ DESCRIPTIONS = {
     "joblib-dask": "joblib.Parallel on the dask backend (warm cluster)",
     "sklearn-gridsearch": "GridSearchCV(n_jobs=workers), loky processes",
     "sklearn-gridsearch-dask": "GridSearchCV on joblib's dask backend, scatter=[X, y]",
+    **user_flow.DESCRIPTIONS,
 }
 # Stock DaskTaskRunner manages ~10 tasks/s: its tasks/s is measured on fewer tasks.
-TASK_CAPS = {("tiny", "prefect-dask-stock"): 200}
-QUICK_TASK_CAPS = {("tiny", "prefect-dask-stock"): 40}
+TASK_CAPS = {("tiny", "prefect-dask-stock"): 200, **user_flow.TASK_CAPS}
+QUICK_TASK_CAPS = {("tiny", "prefect-dask-stock"): 40, **user_flow.QUICK_TASK_CAPS}
 
 
 @dataclass
@@ -87,6 +90,8 @@ class Measurement:
 def applies(backend: str, workload: Workload) -> bool:
     """GridSearchCV backends only for the grid; joblib's own where the items are its unit."""
     is_grid = workload.name == "grid"
+    if backend in user_flow.USER_FLOW_BACKENDS:
+        return workload.name in user_flow.WORKLOADS
     if backend.startswith("sklearn-gridsearch"):
         return is_grid
     if backend.startswith("joblib"):
@@ -285,6 +290,7 @@ RUNNERS: dict[str, Callable[[str, Workload, Env], Measurement]] = {
     "joblib-dask": run_joblib,
     "sklearn-gridsearch": run_gridsearch,
     "sklearn-gridsearch-dask": run_gridsearch,
+    **dict.fromkeys(user_flow.USER_FLOW_BACKENDS, user_flow.run_user_flow),
 }
 
 
@@ -298,7 +304,7 @@ def measure(backend: str, workload: Workload, env: Env) -> Measurement:
     before = processes.snapshot() if processes else None
     measured = RUNNERS[backend](backend, workload, env)
     if processes:
-        if backend in PREFECT_BACKENDS:
+        if backend in PREFECT_BACKENDS or backend in user_flow.USER_FLOW_BACKENDS:
             processes.wait_server_quiet()  # it records the task runs after the flow returns
         measured.cpu_ms = per_task_ms(before, processes.snapshot(), measured.n_tasks)
     return measured

@@ -25,7 +25,13 @@ from prefect_sklearn_dask.cluster.local import local_cluster_kwargs
 ROOT = Path(__file__).resolve().parents[3]  # the checkout, for the git commit
 # Quick runs: the backends that cost seconds whatever the workload (a second cluster to
 # start, stock DaskTaskRunner's ~0.1 s per task) run on one workload only.
-QUICK_ONLY_ON = {"prefect-dask-own": {"tiny"}, "prefect-dask-stock": {"tiny"}}
+QUICK_ONLY_ON = {
+    "prefect-dask-own": {"tiny"},
+    "prefect-dask-stock": {"tiny"},
+    # whole-flow rows: only the project's runner (seed and a few tiny tasks)
+    "user-flow-threads": set(),
+    "user-flow-dask-stock": set(),
+}
 
 
 def _run_one(backend: str, workload, env: Env, logger) -> Measurement | str:

@@ -138,6 +138,11 @@ def run_prefect_task(
 
 # Flow side -----------------------------------------------------------------------------
 
+# What a pickled FastDaskTaskRunner leaves behind: everything made by starting it. The
+# settings (address, cluster class and kwargs, ...) travel, including any a later
+# prefect-dask adds.
+_RUNTIME = ("_client", "_cluster", "_connect_to", "_exit_stack", "_started", "_context", "_order")
+
 
 class _ContextCache:
     """The run context, serialized and pickled only when a context object changes identity."""
@@ -181,12 +186,54 @@ class _ContextCache:
 
 
 class FastDaskTaskRunner(DaskTaskRunner):
-    """``DaskTaskRunner`` with the run context serialized once per run and ``pure=False``."""
+    """``DaskTaskRunner`` with the run context serialized once per run and ``pure=False``.
+
+    Same arguments as ``DaskTaskRunner``. A pickled runner keeps only its settings:
+    Prefect pickles the flow that holds it (once per run here, with every task in stock
+    prefect-dask), and a lock, a client or a cluster cannot travel. A runner given a
+    running ``cluster`` object arrives as a runner for that cluster's scheduler address.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._given_cluster = self._cluster  # a running cluster object passed as `cluster=`
+        self._reset_runtime()
+
+    def _reset_runtime(self) -> None:
+        """Nothing started: no client, no cluster of its own, empty caches."""
+        self._client = None
+        self._cluster = self._given_cluster
+        self._exit_stack = contextlib.ExitStack()
+        self._started = False
         self._context = _ContextCache()
         self._order = itertools.count()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = {name: value for name, value in self.__dict__.items() if name not in _RUNTIME}
+        if self._given_cluster is not None:  # a live cluster does not pickle; its address does
+            state["address"] = self._given_cluster.scheduler_address
+        state["_given_cluster"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._reset_runtime()
+
+    def duplicate(self) -> FastDaskTaskRunner:
+        """A fresh runner with the same settings (Prefect runs each flow run on one).
+
+        Unlike stock 0.3.7, a runner given a ``cluster`` object keeps it: stock drops it
+        and, unless a default Dask client is set, starts a new ``LocalCluster`` for every
+        flow run.
+        """
+        if self._given_cluster is not None:
+            return type(self)(
+                cluster=self._given_cluster,
+                adapt_kwargs=self.adapt_kwargs,
+                client_kwargs=self.client_kwargs,
+                performance_report_path=self.performance_report_path,
+            )
+        return super().duplicate()
 
     def warm_workers(self, timeout: float = 120.0) -> int:
         """Unpack the run's context and open an API client on every worker now.
@@ -262,6 +309,9 @@ class FastDaskTaskRunner(DaskTaskRunner):
             dependencies=inputs,
             return_type="state",
         )
+        # As PrefectDaskClient does: a task given this future as input records the
+        # link (its task_inputs, upstream assets) from this attribute.
+        future.task_run_id = task_run_id
         return PrefectDaskFuture(wrapped_future=future, task_run_id=task_run_id)
 
 

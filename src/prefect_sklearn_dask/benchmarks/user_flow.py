@@ -1,0 +1,104 @@
+"""``user-flow-*`` rows: what a plain ``@flow(task_runner=...)`` costs a user, whole.
+
+The steady-state rows time first submit to last result inside a running flow. A user
+calls a flow and waits for it to return, so these rows time exactly that, on the same
+warm cluster and workload: flow-run creation, the runner's start (a client connects),
+``.map`` over the items, the results, the runner's exit and the flow run's final state.
+Their ratio to raw Dask is the per-flow-run cost on top of the per-task cost.
+
+Each row's flow is called from the suite's flow, so it runs as a subflow (one more
+task run recorded for the parent: a few ms).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from prefect import flow, unmapped
+from prefect.runtime import flow_run
+
+if TYPE_CHECKING:
+    from prefect_sklearn_dask.benchmarks.backends import Env, Measurement
+    from prefect_sklearn_dask.benchmarks.report import Goal
+    from prefect_sklearn_dask.benchmarks.workloads import Workload
+
+# user-flow backend -> the Prefect backend whose task runner its flow is decorated with
+USER_FLOW_BACKENDS: dict[str, str] = {
+    "user-flow-threads": "prefect-threads",
+    "user-flow-dask-stock": "prefect-dask-stock",
+    "user-flow-dask": "prefect-dask",
+}
+DESCRIPTIONS = {
+    backend: f"a plain @flow with the {runner} runner, timed from call to return"
+    for backend, runner in USER_FLOW_BACKENDS.items()
+}
+WORKLOADS = ("seed", "tiny")
+# The issue's user flow: 200 near-empty tasks (quick: 40).
+TASK_CAPS = {("tiny", backend): 200 for backend in USER_FLOW_BACKENDS}
+QUICK_TASK_CAPS = {("tiny", backend): 40 for backend in USER_FLOW_BACKENDS}
+GOAL_RATIO = 1.15
+GOAL_TINY_TPS = 100.0
+PROJECT_BACKEND = "user-flow-dask"
+
+
+@flow(name="user-flow")
+def user_flow(items: tuple, data: Any, seed: int, timeout: float) -> tuple[str, list[dict]]:
+    """What a user writes: map a task over the items, return the results."""
+    from prefect_sklearn_dask.benchmarks.backends import bench_item
+
+    futures = bench_item.map(items, data=unmapped(data), seed=unmapped(seed))
+    return str(flow_run.id), [f.result(timeout=timeout) for f in futures]
+
+
+def run_user_flow(backend: str, workload: Workload, env: Env) -> Measurement:
+    from prefect_sklearn_dask.benchmarks.backends import (
+        Measurement,
+        _from_results,
+        items_for,
+        make_runner,
+    )
+
+    runner = make_runner(USER_FLOW_BACKENDS[backend], env.workers, env.address)
+    decorated = user_flow.with_options(task_runner=runner)  # as @flow(task_runner=...) would
+    items = items_for(backend, workload, env.quick)
+    started = time.perf_counter()
+    flow_run_id, results = decorated(items, workload.data, workload.seed, env.timeout)
+    wall = time.perf_counter() - started
+    return Measurement(backend, len(items), wall, **_from_results(results), flow_run_id=flow_run_id)
+
+
+def goals(row: Any, at: str) -> list[Goal]:
+    """The user-flow goals, on the project's runner; ``row(workload, backend)`` finds a row."""
+    from prefect_sklearn_dask.benchmarks.report import Goal
+
+    def others(workload: str, key: str) -> str:
+        found = {
+            b: (row(workload, b) or {}).get(key)
+            for b in ("user-flow-dask-stock", "user-flow-threads")
+        }
+        return ", ".join(f"{b.removeprefix('user-flow-')} {v}" for b, v in found.items())
+
+    seed, tiny = row("seed", PROJECT_BACKEND), row("tiny", PROJECT_BACKEND)
+    ratio = seed.get("ratio_to_raw_dask") if seed else None
+    tps = tiny.get("tasks_per_s") if tiny else None
+    return [
+        Goal(
+            f"user-flow seed: a plain @flow, call to return, vs raw Dask{at}",
+            f"<= {GOAL_RATIO:.2f}x",
+            "not measured"
+            if ratio is None
+            else f"{ratio:.2f}x (x raw: {others('seed', 'ratio_to_raw_dask')})",
+            None if ratio is None else ratio <= GOAL_RATIO,
+        ),
+        Goal(
+            f"user-flow tiny: tasks/s of a plain @flow, call to return{at}",
+            f">= {GOAL_TINY_TPS:.0f}",
+            "not measured"
+            if tps is None
+            else f"{tps:.0f} tasks/s on {tiny['n_tasks']} tasks "
+            f"(tasks/s: {others('tiny', 'tasks_per_s')}, raw Dask "
+            f"{(row('tiny', 'raw-dask') or {}).get('tasks_per_s')})",
+            None if tps is None else tps >= GOAL_TINY_TPS,
+        ),
+    ]
