@@ -25,7 +25,7 @@ from prefect.tasks import exponential_backoff
 
 from prefect_sklearn_dask.bridge.fanout import fan_out
 from prefect_sklearn_dask.flow.tasks import TRAIN_RETRIES, is_transient
-from prefect_sklearn_dask.ml import fit_cache
+from prefect_sklearn_dask.ml import search_cache
 from prefect_sklearn_dask.ml.data import DatasetRef
 from prefect_sklearn_dask.ml.evaluate import TrainReport, train_and_evaluate
 from prefect_sklearn_dask.ml.search import (
@@ -86,7 +86,7 @@ def _round(value: float) -> float | str:
 @task(
     name="search-model",
     task_run_name="search-{model}",
-    cache_policy=NO_CACHE,  # each fit is cached instead (fit_cache), the search re-plans
+    cache_policy=NO_CACHE,  # each fit is cached instead (search_cache), the search re-plans
     persist_result=False,
     retries=TRAIN_RETRIES,
     retry_delay_seconds=exponential_backoff(backoff_factor=1),
@@ -133,7 +133,7 @@ def search_model(
 
     def execute(batch: list[FitJob]) -> list[FitResult]:
         nonlocal reused
-        results = [fit_cache.load(cache_dir, fit_cache.fit_key(data, job)) for job in batch]
+        results = [search_cache.load(cache_dir, search_cache.fit_key(data, job)) for job in batch]
         missing = [i for i, result in enumerate(results) if result is None]
         reused += len(batch) - len(missing)
         for job, result in zip(batch, results, strict=True):
@@ -146,7 +146,7 @@ def search_model(
                 logger.info(line)
 
         fresh = fan_out(
-            fit_cache.fit_and_store,
+            search_cache.fit_and_store,
             [(data, batch[i], cache_dir) for i in missing],
             limit=max_concurrent,
             local_jobs=local_jobs,
