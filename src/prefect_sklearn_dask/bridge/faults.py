@@ -33,6 +33,7 @@ from distributed.client import FutureCancelledError
 from distributed.scheduler import KilledWorker
 
 LOST_REASON = "scheduler-connection-lost"
+RESTART_WAIT_S = 10.0  # a nanny restarts its worker in a few seconds
 
 
 class SchedulerLost(RuntimeError):
@@ -81,6 +82,9 @@ def memory_limit(client: Client | None) -> str | None:
         return None
     try:
         workers = client.scheduler_info(n_workers=-1)["workers"].values()
+        if not workers:  # every worker died at once: read the limit off the first restarted
+            client.wait_for_workers(1, timeout=RESTART_WAIT_S)
+            workers = client.scheduler_info(n_workers=-1)["workers"].values()
     except Exception:
         return None
     limits = sorted({w.get("memory_limit") or 0 for w in workers})

@@ -14,6 +14,7 @@ half-written file is never read.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import os
 import tempfile
 from pathlib import Path
@@ -27,9 +28,11 @@ from prefect_sklearn_dask.ml.search import FitJob, FitResult, fit_one
 
 
 def _code_version() -> str:
+    # inspect reads through the module's loader: a worker that imports the package from
+    # the zip --upload-code ships has no files to open.
     digest = hashlib.sha256(f"sklearn={sklearn.__version__}".encode())
     for module in (search, registry, preprocess):
-        digest.update(Path(module.__file__).read_bytes())
+        digest.update(inspect.getsource(module).encode())
     return digest.hexdigest()[:16]
 
 
