@@ -6,17 +6,21 @@ import asyncio
 import json
 import os
 import signal
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from distributed import LocalCluster
+from distributed import Client, LocalCluster, get_task_stream
+from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter
 
+from prefect_sklearn_dask import FastDaskTaskRunner
 from prefect_sklearn_dask.flow.artifacts import TABLE_KEY
 from prefect_sklearn_dask.flow.model_store import load_model
-from prefect_sklearn_dask.flow.search_task import SEARCH_CACHE, artifact_key
+from prefect_sklearn_dask.flow.search_task import SEARCH_CACHE, artifact_key, search_model
 from prefect_sklearn_dask.flow.train_flow import CACHE_DIR, train_flow
+from prefect_sklearn_dask.ml.data import prepare
 from tests.records import wait_for_task_runs
 from tests.test_faults import REUSED, wait_for
 
@@ -124,6 +128,110 @@ def test_a_killed_search_resumes_from_its_finished_fits(start_cli, run_cli, tmp_
     assert sum(int(reused) for reused, _ in per_model) == finished
     assert all(r["status"] == "ok" for r in summary["rows"])
     assert len(cached_search_fits(storage)) == total
+
+
+def fit_overlap(stream: list[dict]) -> int:
+    """Most search fits computing at the same moment, from Dask's own task stream."""
+    events = sorted(
+        (moment, step)
+        for task in stream
+        if str(task["key"]).startswith("fit-")
+        for span in task["startstops"]
+        if span["action"] == "compute"
+        for moment, step in ((span["start"], 1), (span["stop"], -1))
+    )
+    running = peak = 0
+    for _, step in events:
+        running += step
+        peak = max(peak, running)
+    return peak
+
+
+def test_search_model_in_a_users_own_flow(local_cluster, tmp_path):
+    """``search_model`` called in a user's flow on the project's Dask runner: inline, its
+    fits go through the runner's client; submitted, it runs on a worker and fans out from
+    there. Either way the fits are Dask tasks on the cluster, not Prefect task runs."""
+    data = prepare("iris", None, 0.25, 0)
+    space = {"C": [0.1, 1.0]}
+
+    @flow(task_runner=FastDaskTaskRunner(address=local_cluster.scheduler_address))
+    def users_flow():
+        inline = search_model("logreg", data, "grid", space, cv=3)
+        submitted = search_model.submit("logreg", data, "grid", space, cv=3).result()
+        return inline, submitted
+
+    with Client(local_cluster, set_as_default=False) as client, get_task_stream(client) as stream:
+        inline, submitted = users_flow()
+    fits = [t for t in stream.data if str(t["key"]).startswith("fit-logreg")]
+    assert len(fits) == 2 * 2 * 3
+    assert inline.search["fits"] == submitted.search["fits"] == 6
+    assert inline.search["cv_mean"] == submitted.search["cv_mean"]
+    assert inline.params == submitted.params
+
+
+def file_ids(paths: list[Path]) -> dict[Path, tuple[int, int]]:
+    """Each file's inode and mtime: a fit written again gets a new file (temp + rename)."""
+    return {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in paths}
+
+
+def test_max_concurrent_caps_the_fits_of_all_searches_together(local_cluster, tmp_path):
+    """Three models' searches at once on 2 workers: with a cap of 1, one fit at a time."""
+    common = dict(
+        dataset="synthetic:n_samples=1500,n_features=20",
+        models=["logreg", "knn", "svc"],
+        runner="dask",
+        address=local_cluster.scheduler_address,
+        search="random",
+        n_iter=3,
+        storage=str(tmp_path),
+        cache=False,
+    )
+    peaks = {}
+    with Client(local_cluster, set_as_default=False) as client:
+        for cap in (None, 1):
+            with get_task_stream(client) as stream:
+                summary = train_flow(**common, max_concurrent=cap)
+            assert summary["cache"]["fits"] == 3 * 3 * 3
+            peaks[cap] = fit_overlap(stream.data)
+    assert peaks[None] >= 2  # uncapped, both workers fit side by side
+    assert peaks[1] == 1
+
+
+SMALL_FORESTS = {
+    "rf": {"n_estimators": [30], "max_depth": [2, 4, 8, None], "min_samples_leaf": [1, 5]}
+}
+
+
+def test_a_worker_killed_mid_search_loses_no_finished_fit(local_cluster, tmp_path):
+    """SIGKILL one worker while the searches run: the run completes, and no fit that had
+    finished is fitted again (its file is the same file), even those whose results the
+    dead worker held and Dask recomputes."""
+    storage = tmp_path / "storage"
+    total = 8 * 3
+    with Client(local_cluster, set_as_default=False) as client:
+        pid = next(iter(client.run(os.getpid).values()))
+        with ThreadPoolExecutor(1) as pool:
+            run = pool.submit(
+                train_flow,
+                dataset="synthetic:n_samples=2000,n_features=20",
+                models=["rf"],
+                runner="dask",
+                address=local_cluster.scheduler_address,
+                search="grid",
+                search_space=SMALL_FORESTS,
+                storage=str(storage),
+            )
+            wait_for(lambda: len(cached_search_fits(storage)) >= 4, 240, "four finished fits")
+            before = file_ids(cached_search_fits(storage))
+            os.kill(pid, signal.SIGKILL)
+            summary = run.result(timeout=400)
+        client.wait_for_workers(2, timeout=60)  # the nanny restarts it for the next test
+    assert len(before) < total, "the kill landed after the last fit"
+    assert all(r["status"] == "ok" for r in summary["rows"])
+    assert summary["cache"]["fits"] == total
+    after = cached_search_fits(storage)
+    assert len(after) == total
+    assert file_ids(list(before)) == before
 
 
 def write(tmp: Path, text: str) -> str:

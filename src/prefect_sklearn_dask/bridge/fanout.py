@@ -1,15 +1,23 @@
-"""Run many small calls from inside one task: plain Dask work on its cluster, or threads.
+"""Run many small calls from one Prefect task: plain Dask work on a cluster, or threads.
 
 A model's search is one Prefect task run; its candidate x fold fits are not. Recording a
 task run costs ~28 ms of CPU (flow 5.6 + worker task engine 11.2 + server 11.7 ms,
 benchmarks/README.md), which made the benchmark's 110-fit grid 2.0x raw Dask when every
-fit was a task run. Here the search task, running on a Dask worker, submits its fits to
-the same cluster through :func:`distributed.worker_client` (which secedes the task's
-thread while it waits, so a worker running the search does not sit idle or deadlock a
-one-thread worker) and gathers them as they finish: per fit, one Dask task and nothing
-on the Prefect server. Outside a Dask worker (``threads``/``sequential`` runners) the same
-calls run on a thread pool shared by the process, sized once, so several searches at once
-do not multiply the threads.
+fit was a task run. Here each fit is one plain Dask task and nothing on the Prefect server.
+
+Where the calls are driven from decides the rest. A search task that ran *on a worker*
+and fanned out through :func:`distributed.worker_client` measured 1.9x raw Dask on the
+108-fit grid (2 workers, quiet machine): its fits ran 20-50% slower (27 -> 31-40 ms of
+compute each, the drivers' result handling and Prefect logging shared the workers' GIL),
+left 5-7 ms idle per fit on each worker (vs 1.3 ms), and the last searches waited behind
+the first ones' fits for a worker slot. So ``train-flow`` runs its search tasks in the
+flow's process (threads) inside :func:`fits_on`, and their fits go to the cluster through
+the flow's own :class:`distributed.Client`, exactly as raw ``client.submit`` does. The
+worker path stays for a search task someone submits to a Dask runner themselves (it
+secedes while it waits, so a one-thread worker does not deadlock); a search called
+inline in a flow whose runner is Dask uses that runner's client. Without Dask the calls
+run on a thread pool shared by the process, sized once, so several searches at once do
+not multiply the threads.
 
     from prefect_sklearn_dask.bridge.fanout import fan_out
     squares = fan_out(pow, [(2, 2), (3, 2)], limit=8, local_jobs=2)
@@ -17,10 +25,11 @@ do not multiply the threads.
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from itertools import islice
+from contextvars import ContextVar
 from typing import Any
 from uuid import uuid4
 
@@ -28,6 +37,25 @@ OnDone = Callable[[int, Any], None]
 
 _POOLS: dict[int, ThreadPoolExecutor] = {}
 _POOLS_LOCK = threading.Lock()
+_CLIENT: ContextVar[Any] = ContextVar("fan_out_client", default=None)
+_SLOTS: ContextVar[threading.BoundedSemaphore | None] = ContextVar("fan_out_slots", default=None)
+
+
+@contextlib.contextmanager
+def fits_on(client: Any, max_in_flight: int | None = None) -> Iterator[None]:
+    """Send the fan-outs made in this context to ``client``'s cluster, from this process.
+
+    The setting travels with the context, so tasks a ``ThreadPoolTaskRunner`` starts
+    from here inherit it. ``max_in_flight`` caps the calls running at once across all
+    of those fan-outs together (``--max-concurrent``), not per call.
+    """
+    slots = threading.BoundedSemaphore(max_in_flight) if max_in_flight else None
+    tokens = (_CLIENT.set(client), _SLOTS.set(slots))
+    try:
+        yield
+    finally:
+        _CLIENT.reset(tokens[0])
+        _SLOTS.reset(tokens[1])
 
 
 def on_dask_worker() -> bool:
@@ -41,6 +69,18 @@ def on_dask_worker() -> bool:
     return True
 
 
+def _flow_runner_client() -> Any:
+    """The Dask client of the current flow run's task runner, if it has a running one."""
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    runner = getattr(context, "task_runner", None) if context else None
+    try:
+        return getattr(runner, "client", None)
+    except RuntimeError:  # a Dask runner that has not started its client
+        return None
+
+
 def fan_out(
     fn: Callable[..., Any],
     calls: Sequence[tuple[Any, ...]],
@@ -52,15 +92,22 @@ def fan_out(
 ) -> list[Any]:
     """``[fn(*args) for args in calls]``, spread out; results in the order of ``calls``.
 
-    At most ``limit`` calls in flight (None: all at once on Dask, ``local_jobs`` in
-    threads). ``on_done(index, result)`` runs in the caller's thread as each finishes.
-    An exception from a call (a lost worker, not a failing fit: those return a result)
-    propagates once the calls already running are released.
+    At most ``limit`` calls of this fan-out in flight (None: all at once on Dask,
+    ``local_jobs`` in threads), and at most :func:`fits_on`'s cap over all fan-outs.
+    ``on_done(index, result)`` runs in the caller's thread as each finishes. An exception
+    from a call (a lost worker, not a failing fit: those return a result) propagates once
+    the calls still running are cancelled.
     """
     if not calls:
         return []
+    client = _CLIENT.get() or (None if on_dask_worker() else _flow_runner_client())
+    if client is not None:
+        return _drive(client, fn, calls, limit, on_done, key_prefix, _SLOTS.get())
     if on_dask_worker():
-        return _on_dask(fn, calls, limit, on_done, key_prefix)
+        from distributed import worker_client
+
+        with worker_client() as client:  # secedes now, rejoins the worker's pool on exit
+            return _drive(client, fn, calls, limit, on_done, key_prefix, None)
     if local_jobs <= 1 or len(calls) == 1:
         results = []
         for index, args in enumerate(calls):
@@ -71,36 +118,51 @@ def fan_out(
     return _on_threads(fn, calls, min(limit or local_jobs, local_jobs), local_jobs, on_done)
 
 
-def _on_dask(fn, calls, limit, on_done, key_prefix) -> list[Any]:
-    from distributed import as_completed, worker_client
+def _drive(client, fn, calls, limit, on_done, key_prefix, slots) -> list[Any]:
+    """Submit through ``client`` and collect as they finish, within ``limit`` and ``slots``.
+
+    A fan-out with nothing in flight blocks for a shared slot; one with calls running
+    only takes free slots, so fan-outs sharing ``slots`` cannot starve each other.
+    """
+    from distributed import as_completed
 
     results: list[Any] = [None] * len(calls)
     run = uuid4().hex[:8]
     queue = iter(range(len(calls)))
-    with worker_client() as client:  # secedes now, rejoins the worker's pool on exit
-        running: dict[str, tuple[int, Any]] = {}
-        done = as_completed()
+    running: dict[str, tuple[int, Any]] = {}
+    done = as_completed(loop=client.loop)
+    cap = limit or len(calls)
 
-        def submit(index: int | None) -> None:
+    def submit_more() -> None:
+        while len(running) < cap:
+            if slots is not None and not slots.acquire(blocking=not running):
+                return
+            index = next(queue, None)
             if index is None:
+                if slots is not None:
+                    slots.release()
                 return
             future = client.submit(fn, *calls[index], pure=False, key=f"{key_prefix}-{run}-{index}")
             running[future.key] = (index, future)
             done.add(future)
 
-        for index in islice(queue, limit or len(calls)):
-            submit(index)
-        try:
-            for future in done:
-                index, _ = running.pop(future.key)
-                results[index] = future.result()
-                future.release()
-                if on_done:
-                    on_done(index, results[index])
-                submit(next(queue, None))
-        except BaseException:
-            client.cancel([future for _, future in running.values()])
-            raise
+    submit_more()
+    try:
+        for future in done:
+            index, _ = running.pop(future.key)
+            if slots is not None:
+                slots.release()
+            results[index] = future.result()
+            future.release()
+            if on_done:
+                on_done(index, results[index])
+            submit_more()
+    except BaseException:
+        client.cancel([future for _, future in running.values()])
+        if slots is not None:
+            for _ in running:
+                slots.release()
+        raise
     return results
 
 

@@ -10,10 +10,11 @@ the held-out test split like any other model of the run. The returned
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,10 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.tasks import exponential_backoff
 
-from prefect_sklearn_dask.bridge.fanout import fan_out
+from prefect_sklearn_dask.bridge.fanout import fan_out, fits_on
 from prefect_sklearn_dask.flow.tasks import TRAIN_RETRIES, is_transient
 from prefect_sklearn_dask.ml import search_cache
 from prefect_sklearn_dask.ml.data import DatasetRef
@@ -173,7 +175,13 @@ def search_model(
             + "; ".join(result.errors[:3])
         )
     best = result.best
-    report = train_and_evaluate(model, data, seed=seed, params=best["params"])
+    # the refit runs where the fits ran (a worker, not the flow's machine)
+    [report] = fan_out(
+        train_and_evaluate,
+        [(model, data, seed, best["params"])],
+        local_jobs=local_jobs,
+        key_prefix=f"refit-{model}",
+    )
     logger.info(
         f"{model}: best {result.scoring} {best['mean_test_score']:.4f} "
         f"+- {best['std_test_score']:.4f} ({short_params(best['params'])}); "
@@ -218,10 +226,12 @@ class SearchRequest:
         """The task to submit per model and its inputs.
 
         Fits are cached under ``<fit-cache>/search/`` (None: not at all). In-process
-        searches (threads, sequential) share ``workers`` (default: the cores) threads.
+        searches (threads, sequential) share ``workers`` (default: the cores) threads,
+        at most ``max_concurrent`` of them.
         """
         cache_dir = str(fit_cache_root / SEARCH_CACHE) if fit_cache_root else None
         local_jobs = 1 if runner == "sequential" else workers or os.cpu_count() or 1
+        local_jobs = min(local_jobs, self.max_concurrent or local_jobs)
 
         def inputs(model: str) -> dict[str, Any]:
             return {
@@ -239,6 +249,24 @@ class SearchRequest:
             }
 
         return search_model, inputs
+
+    @contextlib.contextmanager
+    def drivers(self, task_runner: Any, client: Any, n_models: int) -> Iterator[Any]:
+        """The task runner to submit the search tasks to.
+
+        On Dask: a thread pool in the flow's process, each search sending its fits to
+        the cluster through the flow's ``client`` (measured faster than driving them from
+        a worker: see :mod:`~.bridge.fanout`), ``max_concurrent`` fits at once in all.
+        Otherwise the flow's own runner, whose threads already share one capped pool.
+        """
+        if client is None:
+            yield task_runner
+            return
+        with (
+            fits_on(client, self.max_concurrent),
+            ThreadPoolTaskRunner(max_workers=n_models) as drivers,
+        ):
+            yield drivers
 
     @staticmethod
     def fits(reports: list[TrainReport]) -> tuple[int, int]:

@@ -8,6 +8,7 @@ No ``from __future__ import annotations`` here: a served deployment validates it
 parameters from these annotations, which must be real types, not strings.
 """
 
+import contextlib
 import shlex
 import time
 from pathlib import Path
@@ -279,12 +280,17 @@ def train_flow(
             def inputs(name: str) -> dict[str, Any]:
                 return {"model": name, "data": data, "seed": seed, "cv": cv, "limit": limit}
 
-            if searching:
-                # fits of a search follow the run's fit-cache generation (flow/fit_cache.py)
-                search_dir = fit_cache.root / fit_cache.namespace if fit_cache else None
-                task, inputs = searching.submission(data, search_dir, runner, workers)
-            futures = {task_runner.submit(task, inputs(name)): name for name in by_cost(names)}
-            reports, failures, reused = gather(futures, logger, client, task)
+            with contextlib.ExitStack() as stack:
+                submit_to = task_runner
+                if searching:
+                    # fits of a search follow the run's fit-cache generation (flow/fit_cache.py)
+                    search_dir = fit_cache.root / fit_cache.namespace if fit_cache else None
+                    task, inputs = searching.submission(data, search_dir, runner, workers)
+                    submit_to = stack.enter_context(
+                        searching.drivers(task_runner, client, len(names))
+                    )
+                futures = {submit_to.submit(task, inputs(name)): name for name in by_cost(names)}
+                reports, failures, reused = gather(futures, logger, client, task)
             trained = time.perf_counter()
             fits = len(futures)
             if searching:

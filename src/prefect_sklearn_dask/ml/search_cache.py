@@ -75,8 +75,16 @@ def store(folder: str, key: str, result: FitResult) -> None:
 
 
 def fit_and_store(ref: DatasetRef, job: FitJob, folder: str | None) -> FitResult:
-    """:func:`~.search.fit_one`, then persisted under ``folder`` (the unit shipped to workers)."""
+    """:func:`~.search.fit_one`, then persisted under ``folder`` (the unit shipped to workers).
+
+    A fit already on disk is read back, not refitted: when a worker dies, Dask recomputes
+    the results it held, and those fits had finished.
+    """
+    key = fit_key(ref, job)
+    cached = load(folder, key)
+    if cached is not None:
+        return cached
     result = fit_one(ref, job)
     if folder:
-        store(folder, fit_key(ref, job), result)
+        store(folder, key, result)
     return result
