@@ -102,7 +102,8 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-concurrent",
         type=int,
-        help="at most this many fits at once (a Prefect global concurrency limit)",
+        help="at most this many fits at once (a Prefect global concurrency limit; "
+        "with --search, the fits of all searches together)",
     )
     parser.add_argument(
         "--storage", metavar="DIR", help="result storage folder (default: $PREFECT_HOME/storage)"

@@ -1,10 +1,11 @@
 """``search-<model>``: one Prefect task run per model's hyper-parameter search.
 
 The task plans the search (:mod:`~.ml.search`), skips the fits already in the fit cache,
-fans the rest out as plain Dask work on its own cluster, or threads
-(:mod:`~.bridge.fanout`), logs progress, publishes a ``search-<model>`` table artifact
-with the top candidates, and refits the winner on the whole training split, scored on
-the held-out test split like any other model of the run. The returned
+fans the rest out as plain Dask work, or threads (:mod:`~.bridge.fanout`), logs progress,
+publishes a ``search-<model>`` table artifact with the top candidates, and refits the
+winner on the whole training split where the fits ran, scored on the held-out test split
+like any other model of the run. ``train-flow`` runs these tasks in its own process on
+Dask (:meth:`SearchRequest.drivers`): measured faster than driving fits from a worker. The returned
 :class:`~.ml.evaluate.TrainReport` carries the search's summary in ``search``.
 """
 

@@ -270,7 +270,8 @@ def train_flow(
             if client is not None:
                 prepare_workers(client, str(api_url) if api_url else None, upload_code)
             ready = time.perf_counter()
-            if isinstance(task_runner, FastDaskTaskRunner):
+            if isinstance(task_runner, FastDaskTaskRunner) and not searching:
+                # searches send no Prefect task run to the workers (flow/search_task.py)
                 with faults.lost_scheduler_fails_fast(client, 0, len(names)):
                     task_runner.warm_workers()
             if dashboard:
