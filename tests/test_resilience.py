@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import threading
+from collections.abc import Iterable
 
 import pytest
 from prefect.client.orchestration import get_client
@@ -119,17 +120,19 @@ def test_the_concurrency_cap_is_never_exceeded(prefect_api, monkeypatch, tmp_pat
     assert SlowNB.peak == 1
 
 
-def peak_overlap(rows: list[dict]) -> int:
-    """Most fits running at the same moment, from each fit's own start/finish times."""
-    events = sorted(
-        [(r["started_at"], 1) for r in rows] + [(r["finished_at"], -1) for r in rows],
-        key=lambda e: (e[0], e[1]),
-    )
+def peak_overlap(spans: Iterable[tuple[float, float]]) -> int:
+    """Most (start, stop) spans open at the same moment; a stop before a start at a tie."""
+    events = sorted(event for start, stop in spans for event in ((start, 1), (stop, -1)))
     running = peak = 0
     for _, step in events:
         running += step
         peak = max(peak, running)
     return peak
+
+
+def fit_spans(rows: list[dict]) -> list[tuple[float, float]]:
+    """Each fit's own start/finish times, from the comparison rows."""
+    return [(r["started_at"], r["finished_at"]) for r in rows]
 
 
 def test_the_concurrency_cap_holds_on_dask_workers(prefect_api, tmp_path):
@@ -143,6 +146,6 @@ def test_the_concurrency_cap_holds_on_dask_workers(prefect_api, tmp_path):
         cache=False,  # both runs must fit: their timelines are compared
     )
     free = train_flow(**common, max_concurrent=2)
-    assert peak_overlap(free["rows"]) == 2  # two workers do run fits side by side
+    assert peak_overlap(fit_spans(free["rows"])) == 2  # two workers do run fits side by side
     capped = train_flow(**common, max_concurrent=1)
-    assert peak_overlap(capped["rows"]) == 1
+    assert peak_overlap(fit_spans(capped["rows"])) == 1

@@ -23,6 +23,7 @@ from prefect_sklearn_dask.flow.train_flow import CACHE_DIR, train_flow
 from prefect_sklearn_dask.ml.data import prepare
 from tests.records import wait_for_task_runs
 from tests.test_faults import REUSED, wait_for
+from tests.test_resilience import peak_overlap
 
 MODELS = ["logreg", "knn", "nb"]
 
@@ -132,19 +133,13 @@ def test_a_killed_search_resumes_from_its_finished_fits(start_cli, run_cli, tmp_
 
 def fit_overlap(stream: list[dict]) -> int:
     """Most search fits computing at the same moment, from Dask's own task stream."""
-    events = sorted(
-        (moment, step)
+    return peak_overlap(
+        (span["start"], span["stop"])
         for task in stream
         if str(task["key"]).startswith("fit-")
         for span in task["startstops"]
         if span["action"] == "compute"
-        for moment, step in ((span["start"], 1), (span["stop"], -1))
     )
-    running = peak = 0
-    for _, step in events:
-        running += step
-        peak = max(peak, running)
-    return peak
 
 
 def test_search_model_in_a_users_own_flow(local_cluster, tmp_path):
