@@ -17,7 +17,8 @@ from prefect_sklearn_dask.benchmarks.report import summarize
 from prefect_sklearn_dask.benchmarks.workloads import warm_process
 
 SPACE = {"nb": {"var_smoothing": [1e-9, 1e-7]}, "lda": {"solver": ["svd", "lsqr"]}}
-GRID_BACKENDS = (sb.PROJECT, sb.SKLEARN, sb.DASK_ML, "raw-dask")
+# dask-ml's row (measured or skipped) is covered by the quick suite (test_benchmarks.py)
+GRID_BACKENDS = (sb.PROJECT, sb.SKLEARN, "raw-dask")
 
 
 @pytest.fixture(scope="module")
@@ -41,16 +42,16 @@ def _rows(env: Env, workloads: list, backends: tuple[str, ...]) -> dict:
 
 
 def test_every_backend_does_the_same_fits_and_halving_reports_its_scores(env):
-    # 8 candidates of 2 models: halving samples 8 of each 2-point grid (all of them)
+    # halving samples 2 points of each 2-point grid: all of them, one round on all rows
     workload = sb.make(
         "search",
         "synthetic:n_samples=400,n_features=6",
         SPACE,
         (*GRID_BACKENDS, sb.HALVING),
-        halving_n_iter=8,
+        halving_n_iter=2,
     )
     rows = _rows(env, [workload], (*GRID_BACKENDS, sb.HALVING))
-    measured = [rows[("search", b)] for b in GRID_BACKENDS if not rows[("search", b)]["skipped"]]
+    measured = [rows[("search", b)] for b in GRID_BACKENDS]
     assert {r["n_tasks"] for r in measured} == {len(workload.items)} == {12}
     assert all(r["error"] == "" and r["bytes_per_task"] > 0 for r in measured)
 
