@@ -3,6 +3,7 @@
 python benchmarks/compare.py                  # full suite, a few minutes on a laptop
 python benchmarks/compare.py --quick          # under a minute; CI runs this
 python benchmarks/compare.py --workers 1,2,4 --repeats 5 --workload seed,grid,tiny,bigdata
+python benchmarks/compare.py --workload search --workers 1,2   # the hyper-parameter search
 
 The suite is a Prefect flow (``benchmark-suite``); every Prefect backend's run is a
 ``bench-prefect`` flow run of its own, so all of it, task runs included, is on the server.
@@ -69,7 +70,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--repeats", type=int, help="repeats per backend (default 3; quick 1)")
     parser.add_argument(
-        "--workload", default=",".join(WORKLOADS), help=f"from: {', '.join(WORKLOADS)}"
+        "--workload",
+        default=",".join(WORKLOADS),
+        help=f"from: {', '.join(WORKLOADS)} (search: the search workloads, benchmarks/README.md)",
     )
     parser.add_argument("--backends", default=",".join(BACKENDS), help="subset of backends to run")
     parser.add_argument("--out", default="results", help="folder for JSON, CSV and the chart")
@@ -133,13 +136,18 @@ def run_suite(benchmark_suite, args: argparse.Namespace, stamp: str, server, ser
 
 
 def report_and_exit(report: dict, args: argparse.Namespace) -> int:
-    from prefect_sklearn_dask.benchmarks.report import text_table
+    from prefect_sklearn_dask.benchmarks.report import scaling_lines, text_table
 
     print()
     print(text_table(report["rows"]))
     print("\nGoals:")
     for goal in report["goals"]:
         print(f"  {goal['line']}")
+    scaling = scaling_lines(report["rows"])
+    if scaling:
+        print("\nScaling (median wall by workers):")
+        for line in scaling:
+            print(f"  {line}")
     print(f"\nfiles: {report['files']['json']}\n       {report['files']['csv']}")
     print(f"chart: {report['files']['html']}")
     print(f"flow run: {report['flow_run_url']}")

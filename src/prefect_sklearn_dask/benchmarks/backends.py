@@ -17,7 +17,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from prefect_sklearn_dask.benchmarks import user_flow
+from prefect_sklearn_dask.benchmarks import search_bench, user_flow
 from prefect_sklearn_dask.benchmarks.cpu import Processes, per_task_ms
 from prefect_sklearn_dask.benchmarks.workloads import (
     Item,
@@ -41,6 +41,7 @@ BACKENDS: tuple[str, ...] = (
     "sklearn-gridsearch",
     "sklearn-gridsearch-dask",
     *user_flow.USER_FLOW_BACKENDS,
+    *search_bench.SEARCH_BACKENDS,
 )
 DESCRIPTIONS = {
     "sequential": "a loop in the flow process (the work itself; per-task times set the bound)",
@@ -54,6 +55,7 @@ DESCRIPTIONS = {
     "sklearn-gridsearch": "GridSearchCV(n_jobs=workers), loky processes",
     "sklearn-gridsearch-dask": "GridSearchCV on joblib's dask backend, scatter=[X, y]",
     **user_flow.DESCRIPTIONS,
+    **search_bench.DESCRIPTIONS,
 }
 # Stock DaskTaskRunner manages ~10 tasks/s: its tasks/s is measured on fewer tasks.
 TASK_CAPS = {("tiny", "prefect-dask-stock"): 200, **user_flow.TASK_CAPS}
@@ -85,10 +87,30 @@ class Measurement:
     work_s: float | None = None  # the items' own seconds, summed, as this backend ran them
     cpu_ms: dict[str, float | None] | None = None  # CPU ms per task by process group
     flow_run_id: str | None = None
+    search: dict[str, Any] | None = None  # train-flow rows: best CV scores, fits by model
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An optional backend that cannot run here, and why (a row with the reason)."""
+
+    reason: str
+
+
+def skip_reason(backend: str) -> str | None:
+    """Why ``backend`` cannot run in this environment (None: it can)."""
+    return search_bench.skip_reason(backend)
 
 
 def applies(backend: str, workload: Workload) -> bool:
-    """GridSearchCV backends only for the grid; joblib's own where the items are its unit."""
+    """GridSearchCV backends only for the grid; joblib's own where the items are its unit.
+
+    A workload that names its backends (the search group) runs exactly those.
+    """
+    if workload.backends is not None:
+        return backend in workload.backends
+    if backend in search_bench.SEARCH_BACKENDS:
+        return False
     is_grid = workload.name == "grid"
     if backend in user_flow.USER_FLOW_BACKENDS:
         return workload.name in user_flow.WORKLOADS
@@ -270,15 +292,21 @@ def run_gridsearch(backend: str, workload: Workload, env: Env) -> Measurement:
     search = sklearn_grid(workload)
     split = load_split(workload.data)
     X, y = split.X_train, split.y_train
+    on_dask = backend != "sklearn-gridsearch"
+    before = env.client.run_on_scheduler(scheduler_bytes) if on_dask else None
     started = time.perf_counter()
-    if backend == "sklearn-gridsearch":
+    if not on_dask:
         search.set_params(n_jobs=env.workers).fit(X, y)
     else:
         with env.client.as_current(), parallel_backend("dask", scatter=[X, y]):
             search.set_params(n_jobs=-1).fit(X, y)
     done = time.perf_counter()
+    sent = env.client.run_on_scheduler(scheduler_bytes) - before if on_dask else None
     return Measurement(
-        backend, len(search.cv_results_["params"]) * search.n_splits_, done - started
+        backend,
+        len(search.cv_results_["params"]) * search.n_splits_,
+        done - started,
+        bytes_to_workers=sent,
     )
 
 
@@ -291,7 +319,17 @@ RUNNERS: dict[str, Callable[[str, Workload, Env], Measurement]] = {
     "sklearn-gridsearch": run_gridsearch,
     "sklearn-gridsearch-dask": run_gridsearch,
     **dict.fromkeys(user_flow.USER_FLOW_BACKENDS, user_flow.run_user_flow),
+    search_bench.PROJECT: search_bench.run_train_flow,
+    search_bench.HALVING: search_bench.run_train_flow,
+    search_bench.DASK_ML: search_bench.run_dask_ml,
 }
+# Backends whose runs the Prefect server records (its CPU is read once it is quiet).
+SERVER_RECORDED = (
+    *PREFECT_BACKENDS,
+    *user_flow.USER_FLOW_BACKENDS,
+    search_bench.PROJECT,
+    search_bench.HALVING,
+)
 
 
 # Backends whose work runs in processes the suite cannot see (its own cluster, loky).
@@ -304,7 +342,7 @@ def measure(backend: str, workload: Workload, env: Env) -> Measurement:
     before = processes.snapshot() if processes else None
     measured = RUNNERS[backend](backend, workload, env)
     if processes:
-        if backend in PREFECT_BACKENDS or backend in user_flow.USER_FLOW_BACKENDS:
+        if backend in SERVER_RECORDED:
             processes.wait_server_quiet()  # it records the task runs after the flow returns
         measured.cpu_ms = per_task_ms(before, processes.snapshot(), measured.n_tasks)
     return measured

@@ -18,8 +18,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from prefect_sklearn_dask.benchmarks import user_flow
-from prefect_sklearn_dask.benchmarks.backends import Measurement
+from prefect_sklearn_dask.benchmarks import search_bench, user_flow
+from prefect_sklearn_dask.benchmarks.backends import Measurement, Skipped
 from prefect_sklearn_dask.benchmarks.cpu import GROUPS
 
 GOAL_RATIO = 1.05
@@ -27,6 +27,7 @@ GOAL_EFFICIENCY = 0.90
 GOAL_TINY_TPS = 150.0
 GOAL_WORKERS = 2
 PROJECT_RUNNER = "prefect-dask"
+SCALING_BACKENDS = (PROJECT_RUNNER, search_bench.PROJECT, "raw-dask")
 TABLE_KEY = "benchmark-table"
 SUMMARY_KEY = "benchmark-summary"
 CHART_KEY = "benchmark-chart"
@@ -52,6 +53,8 @@ COLUMNS = (
     "cpu_workers_ms",
     "cpu_server_ms",
     "cpu_total_ms",
+    "best_cv",
+    "skipped",
     "error",
 )
 PACKAGES = (
@@ -95,7 +98,7 @@ def _r(value: float | None, digits: int = 3) -> float | None:
 
 
 def summarize(
-    results: dict[tuple[str, int, str], list[Measurement | str]],
+    results: dict[tuple[str, int, str], list[Measurement | Skipped | str]],
     dataset_bytes: dict[str, int],
 ) -> list[dict[str, Any]]:
     """One row per (workload, workers, backend): medians, ratios, efficiency, bytes."""
@@ -103,9 +106,11 @@ def summarize(
     for (workload, workers, backend), runs in results.items():
         ok = [m for m in runs if isinstance(m, Measurement)]
         errors = [e for e in runs if isinstance(e, str)]
+        skips = [s.reason for s in runs if isinstance(s, Skipped)]
         row: dict[str, Any] = dict.fromkeys(COLUMNS)
         row.update(workload=workload, workers=workers, backend=backend, repeats=len(ok))
         row["error"] = errors[0] if errors else ""
+        row["skipped"] = skips[0] if skips else ""
         if ok:
             walls = [m.wall for m in ok]
             row["n_tasks"] = ok[0].n_tasks
@@ -127,6 +132,7 @@ def summarize(
                 values = [m.cpu_ms[group] for m in ok if m.cpu_ms and m.cpu_ms[group] is not None]
                 row[f"cpu_{group}_ms"] = _r(statistics.median(values), 2) if values else None
             row["flow_run_ids"] = [m.flow_run_id for m in ok if m.flow_run_id]
+            search_bench.add_row_fields(row, ok)
         rows.append(row)
     _add_relative(rows)
     for row in rows:
@@ -173,12 +179,16 @@ def cpu_split(row: dict[str, Any]) -> str:
     return f"{row['cpu_total_ms']:.1f} ms ({parts})"
 
 
+def goal_workers(counts: list[int]) -> int:
+    """The worker count the goals are judged at: 2, or the nearest one measured."""
+    return min(counts, key=lambda w: abs(w - GOAL_WORKERS)) if counts else GOAL_WORKERS
+
+
 def goals(
     rows: list[dict[str, Any]], dataset_bytes: dict[str, int], cores: int | None = None
 ) -> list[Goal]:
     """The issue's goals, judged on the project's runner at 2 workers (or the nearest count)."""
-    counts = sorted({r["workers"] for r in rows})
-    workers = min(counts, key=lambda w: abs(w - GOAL_WORKERS)) if counts else GOAL_WORKERS
+    workers = goal_workers(sorted({r["workers"] for r in rows}))
     index = {(r["workload"], r["backend"]): r for r in rows if r["workers"] == workers}
     at = f" ({workers} workers)"
     cores = cores or os.cpu_count() or 1
@@ -245,7 +255,27 @@ def goals(
             None if tps is None else tps >= GOAL_TINY_TPS,
         )
     )
-    return out + user_flow.goals(row, at)
+    return out + user_flow.goals(row, at) + search_bench.goals(row, at)
+
+
+def scaling_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """Median wall per worker count and the speed-up, for the project's and raw Dask's rows."""
+    walls: dict[tuple[str, str], dict[int, float]] = {}
+    for r in rows:
+        if r["backend"] in SCALING_BACKENDS and r.get("wall_median_s") is not None:
+            walls.setdefault((r["workload"], r["backend"]), {})[r["workers"]] = r["wall_median_s"]
+    lines = []
+    for (workload, backend), by_count in walls.items():
+        if len(by_count) < 2:
+            continue
+        counts = sorted(by_count)
+        first, last = by_count[counts[0]], by_count[counts[-1]]
+        lines.append(
+            f"{workload} {backend}: "
+            + ", ".join(f"w={w} {by_count[w]:.2f} s" for w in counts)
+            + f"; speed-up w={counts[0]} -> w={counts[-1]} {first / last:.2f}x"
+        )
+    return lines
 
 
 # Environment ---------------------------------------------------------------------------
@@ -326,6 +356,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
         + " | ".join(_cell(r.get(k)) for _, k in TEXT_COLUMNS)
         + " |"
         + (f" error: {r['error']}" if r.get("error") else "")
+        + (f" skipped: {r['skipped']}" if r.get("skipped") else "")
         for r in rows
     ]
     return "\n".join([head, rule, *body])
@@ -338,7 +369,10 @@ def text_table(rows: list[dict[str, Any]]) -> str:
     widths = [max(len(row[i]) for row in cells) for i in range(len(TEXT_COLUMNS))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
     errors = [f"  {r['workload']}/{r['backend']}: {r['error']}" for r in rows if r.get("error")]
-    return "\n".join(lines + (["errors:", *errors] if errors else []))
+    skips = [f"  {r['workload']}/{r['backend']}: {r['skipped']}" for r in rows if r.get("skipped")]
+    return "\n".join(
+        lines + (["errors:", *errors] if errors else []) + (["skipped:", *skips] if skips else [])
+    )
 
 
 CPU_BACKENDS = ("prefect-threads", "prefect-dask-stock", "prefect-dask", "raw-dask")
@@ -366,11 +400,13 @@ def summary_markdown(report: dict[str, Any]) -> str:
     goal_lines = "\n".join(f"- {g['line']}" for g in report["goals"])
     startup = report["startup"]
     clusters = ", ".join(f"{w} workers {s:.1f} s" for w, s in startup["cluster_s"].items())
+    scaling = "\n".join(f"- {line}" for line in scaling_lines(report["rows"]))
     return (
         f"# Benchmark: {', '.join(report['args']['workloads'])}\n\n"
         f"{meta['cores']} cores ({meta['processor']}, {meta['platform']}), Python "
         f"{meta['python']}; {versions}; commit `{meta['git_commit']}`.\n\n"
         f"## Goals\n\n{goal_lines}\n\n"
+        f"## Scaling (median wall by workers)\n\n{scaling or '- one worker count only'}\n\n"
         f"## Where a task's time goes (CPU ms per task by process)\n\n"
         f"{cpu_lines(report['rows'], meta['cores'])}\n\n"
         f"## Startup (outside every wall below)\n\n"

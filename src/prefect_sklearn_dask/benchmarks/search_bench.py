@@ -1,85 +1,211 @@
-"""The ``search`` benchmark: one grid search of several models, three ways, same fits.
+"""The ``search`` workloads of ``benchmarks/compare.py``: one grid search, many ways, same fits.
 
-* ``project``: ``train_flow(search="grid", runner="dask", address=...)``, the whole flow
-  run (its fixed cost, one ``search-<model>`` task run per model, fits as plain Dask
-  work, the winners' refits, artifacts);
-* ``sklearn-dask``: one ``GridSearchCV`` over every model's grid (a list of grids, refit
-  off) under joblib's dask backend with ``scatter=[X, y]``;
-* ``raw-dask``: ``client.map(fit_one, ...)`` of exactly the project's candidate x fold
-  fits: the practical limit.
+``--workload search`` runs four workloads on the suite's warm cluster (``--quick``: the
+first only, 36 fits):
 
-All on one warm ``LocalCluster`` whose workers have loaded the data; repeats are the
-outer loop. ``bytes/fit`` is what the scheduler sent its workers, per fit.
+* ``search``: 6 models' grids x 3 folds = 108 fits on 2000x20 rows, every backend:
+  the project's ``train_flow(search="grid")`` (``train-flow-search``), ``GridSearchCV``
+  under joblib's dask backend, dask-ml's ``GridSearchCV``, raw Dask ``client.map`` of
+  the same fits, the fits run one by one (``sequential``, the critical-path bound) and
+  the old one-Prefect-task-run-per-fit way (``prefect-dask``, ``prefect-dask-stock``);
+* ``search-large``: bigger grids, 1,005 fits on 1000x20 rows: the project, raw Dask and
+  ``train-flow-halving`` (successive halving on the same grids, for the halving goal);
+* ``search-10mb`` / ``search-100mb``: 6 cheap fits on ~10 and ~100 MB of training
+  data, for bytes sent to workers per fit (the project, raw Dask; sklearn at 10 MB).
+
+Every backend does the project's own candidate x fold fits: raw Dask and the per-fit
+Prefect rows run :func:`~.ml.search.fit_one` on the jobs :func:`jobs` plans (through
+``run_item``), sklearn and dask-ml search the same pipelines over the same grids and folds.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
+import tempfile
 import time
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from prefect_sklearn_dask.benchmarks.backends import scheduler_bytes
 from prefect_sklearn_dask.ml.data import DatasetRef, load_split, prepare
 from prefect_sklearn_dask.ml.preprocess import make_preprocessor
-from prefect_sklearn_dask.ml.registry import build_estimator, get_spec
-from prefect_sklearn_dask.ml.search import FitJob, fit_one, plan_search, round_jobs
+from prefect_sklearn_dask.ml.registry import build_estimator, by_cost, get_spec
+from prefect_sklearn_dask.ml.search import FitJob, plan_search, round_jobs
 from prefect_sklearn_dask.ml.search_space import parse_space
 
-CV, SEED = 3, 0
-SIZES: dict[str, dict[str, Any]] = {
-    # 36 candidates x 3 folds = 108 fits
-    "small": {
-        "dataset": "synthetic:n_samples=2000,n_features=20",
-        "space": {
-            "logreg": {"C": [0.01, 0.1, 1.0, 10.0, 100.0, 1000.0]},
-            "knn": {"n_neighbors": [3, 5, 11, 21, 41], "weights": ["uniform", "distance"]},
-            "tree": {"max_depth": [2, 4, 6, 8, 12, None]},
-            "svc": {"C": [0.5, 1.0, 5.0, 20.0], "gamma": ["scale", 0.01]},
-            "nb": {"var_smoothing": [1e-11, 1e-9, 1e-7, 1e-5]},
-            "lda": {"solver": ["svd", "lsqr"]},
-        },
+if TYPE_CHECKING:
+    from prefect_sklearn_dask.benchmarks.backends import Env, Measurement
+    from prefect_sklearn_dask.benchmarks.report import Goal
+    from prefect_sklearn_dask.benchmarks.workloads import Workload
+
+CV, SEED, METRIC = 3, 0, "f1_macro"
+# Halving tries this many of each model's grid points (sampled without replacement, as
+# ParameterSampler does when every parameter is a list): 12 + 4 + 2 candidates over three
+# rounds = 54 fits a model, 324 of the large grid's 1,005 (32%). README: "search".
+HALVING_N_ITER = 12
+QUICK_HALVING_N_ITER = 3
+GOAL_VS_RAW = 1.10
+GOAL_VS_SKLEARN = 1.0
+GOAL_HALVING_SCORE = 0.005
+GOAL_HALVING_FITS = 0.40
+GOAL_BYTES_GROWTH = 1.25  # bytes/fit at 100 MB over bytes/fit at 10 MB
+
+PROJECT = "train-flow-search"
+HALVING = "train-flow-halving"
+SKLEARN = "sklearn-gridsearch-dask"
+DASK_ML = "dask-ml-gridsearch"
+SEARCH_BACKENDS: tuple[str, ...] = (PROJECT, HALVING, DASK_ML)
+DESCRIPTIONS = {
+    PROJECT: "search: the project's train_flow(search='grid', runner='dask', address=warm "
+    "cluster), the whole flow run",
+    HALVING: "search: train_flow(search='halving') over the same grids' points",
+    DASK_ML: "search: dask-ml GridSearchCV(scheduler=client) over the same grids (optional)",
+}
+
+SMALL_SPACE: dict[str, dict[str, list[Any]]] = {  # 36 candidates x 3 folds = 108 fits
+    "logreg": {"C": [0.01, 0.1, 1.0, 10.0, 100.0, 1000.0]},
+    "knn": {"n_neighbors": [3, 5, 11, 21, 41], "weights": ["uniform", "distance"]},
+    "tree": {"max_depth": [2, 4, 6, 8, 12, None]},
+    "svc": {"C": [0.5, 1.0, 5.0, 20.0], "gamma": ["scale", 0.01]},
+    "nb": {"var_smoothing": [1e-11, 1e-9, 1e-7, 1e-5]},
+    "lda": {"solver": ["svd", "lsqr"]},
+}
+LARGE_SPACE: dict[str, dict[str, list[Any]]] = {  # 335 candidates x 3 folds = 1,005 fits
+    # wider grids of the same 6 models, weighted to the cheap ones so 1,000+ fits stay
+    # about a minute of work on 2 cores (trees and neighbours cost the most per fit)
+    "logreg": {
+        "C": [10.0 ** (e / 3) for e in range(-12, 8)],
+        "tol": [1e-4, 1e-3],
+        "class_weight": [None, "balanced"],
     },
-    # 334 candidates x 3 folds = 1,002 fits
-    "large": {
-        "dataset": "synthetic:n_samples=2000,n_features=20",
-        "space": {
-            "logreg": {"C": [10.0 ** (e / 2) for e in range(-8, 7)], "tol": [1e-4, 1e-3]},
-            "knn": {"n_neighbors": list(range(1, 101, 2)), "weights": ["uniform", "distance"]},
-            "tree": {"max_depth": [*range(1, 30), None], "min_samples_leaf": [1, 2, 5, 10]},
-            "svc": {"C": [0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0], "gamma": ["scale", 0.01, 0.1]},
-            "nb": {"var_smoothing": [10.0 ** -(e / 2) for e in range(6, 28)]},
-            "lda": {"solver": ["lsqr"], "shrinkage": [None, *(i / 40 for i in range(40))]},
-        },
-    },
+    "knn": {"n_neighbors": list(range(1, 61, 2)), "weights": ["uniform", "distance"]},
+    "tree": {"max_depth": [*range(1, 12), None], "min_samples_leaf": [1, 2, 5, 10]},
+    "svc": {"C": [0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0], "gamma": ["scale", 0.01, 0.1]},
+    "nb": {"var_smoothing": [10.0 ** -(e / 5) for e in range(5, 70)]},
+    "lda": {"solver": ["lsqr"], "shrinkage": [None, *(i / 60 for i in range(60))]},
+}
+QUICK_SPACE: dict[str, dict[str, list[Any]]] = {  # 12 candidates x 3 folds = 36 fits
+    "logreg": {"C": [0.1, 1.0, 10.0]},
+    "knn": {"n_neighbors": [3, 5, 11]},
+    "nb": {"var_smoothing": [1e-9, 1e-7]},
+    "tree": {"max_depth": [3, None]},
+    "lda": {"solver": ["svd", "lsqr"]},
+}
+# 2 candidates x 3 folds = 6 fits: at 100 MB a fit (its fold's rows copied, preprocessed,
+# fitted, scored) takes seconds even for naive Bayes, so the rows stay well under a minute
+BYTES_SPACE: dict[str, dict[str, list[Any]]] = {"nb": {"var_smoothing": [1e-9, 1e-7]}}
+PER_FIT = ("sequential", "prefect-dask", "prefect-dask-stock")  # one item/task run per fit
+# workload -> (dataset, space, backends, halving n_iter)
+FULL: dict[str, tuple[str, dict[str, Any], tuple[str, ...], int | None]] = {
+    "search": (
+        "synthetic:n_samples=2000,n_features=20",
+        SMALL_SPACE,
+        (PROJECT, SKLEARN, DASK_ML, "raw-dask", *PER_FIT),
+        None,
+    ),
+    "search-large": (
+        "synthetic:n_samples=1000,n_features=20",
+        LARGE_SPACE,
+        (PROJECT, HALVING, "raw-dask"),
+        HALVING_N_ITER,
+    ),
+    # 56,000 x 30 float64, 75% for training: 10.1 MB; 560,000: 100.8 MB
+    "search-10mb": (
+        "synthetic:n_samples=56000,n_features=30",
+        BYTES_SPACE,
+        (PROJECT, SKLEARN, "raw-dask"),
+        None,
+    ),
+    "search-100mb": (
+        "synthetic:n_samples=560000,n_features=30",
+        BYTES_SPACE,
+        (PROJECT, "raw-dask"),
+        None,
+    ),
 }
 QUICK = {
-    "dataset": "synthetic:n_samples=600,n_features=10",
-    "space": {
-        "logreg": {"C": [0.1, 1.0, 10.0]},
-        "knn": {"n_neighbors": [3, 5, 11]},
-        "nb": {"var_smoothing": [1e-9, 1e-7]},
-        "tree": {"max_depth": [3, None]},
-        "lda": {"solver": ["svd", "lsqr"]},
-    },
+    "search": (
+        "synthetic:n_samples=600,n_features=10",
+        QUICK_SPACE,
+        (PROJECT, HALVING, SKLEARN, DASK_ML, "raw-dask", "sequential", "prefect-dask"),
+        QUICK_HALVING_N_ITER,
+    )
 }
-BACKENDS = ("project", "sklearn-dask", "raw-dask")
+GROUP = "search"  # what --workload search selects
 
 
-def jobs_for(ref: DatasetRef, space: dict[str, Any]) -> list[FitJob]:
-    """The project's grid fits for ``space`` (the same ones every backend does)."""
-    jobs: list[FitJob] = []
-    for model, model_space in parse_space(space, "grid").items():
+def runs_at(workload: str, backend: str, workers: int, goal_workers: int) -> bool:
+    """Search workloads run whole at the goals' worker count; at the others only the
+    scaling line's rows (``search``: the project and raw Dask), which keeps a
+    ``--workers 1,2`` run to minutes on 2 cores instead of most of an hour."""
+    if workload not in FULL or workers == goal_workers:
+        return True
+    return workload == GROUP and backend in (PROJECT, "raw-dask")
+
+
+def names(quick: bool) -> tuple[str, ...]:
+    """The workloads ``--workload search`` runs."""
+    return tuple(QUICK if quick else FULL)
+
+
+def jobs(ref: DatasetRef, space: dict[str, Any]) -> list[FitJob]:
+    """The project's grid fits for ``space``, models in the order it submits them."""
+    parsed = parse_space(space, "grid")
+    out: list[FitJob] = []
+    for model in by_cost(list(parsed)):
         plan = plan_search(
-            model, ref, "grid", model_space, n_iter=1, cv=CV, seed=SEED, metric="f1_macro"
+            model, ref, "grid", parsed[model], n_iter=1, cv=CV, seed=SEED, metric=METRIC
         )
-        jobs += round_jobs(plan, plan.rounds[0], range(len(plan.params)))
-    return jobs
+        out += round_jobs(plan, plan.rounds[0], range(len(plan.params)))
+    return out
 
 
-def sklearn_search(ref: DatasetRef, space: dict[str, Any]):
-    """One ``GridSearchCV`` whose list of grids is every model's grid (same pipelines)."""
-    from sklearn.model_selection import GridSearchCV, StratifiedKFold
+def build(name: str, quick: bool) -> Workload:
+    """The search workload ``name`` as ``--workload search`` (``--quick``) runs it."""
+    return make(name, *(QUICK if quick else FULL)[name])
+
+
+def make(
+    name: str,
+    source: str,
+    space: dict[str, Any],
+    backends: tuple[str, ...],
+    halving_n_iter: int | None = None,
+) -> Workload:
+    """A search workload: its data, its fits as items, the backends it runs."""
+    from prefect_sklearn_dask.benchmarks.workloads import Workload, search_item
+
+    data = prepare(source, None, 0.25, SEED)
+    items = tuple(search_item(job) for job in jobs(data, space))
+    mb = data.n_rows * 0.75 * data.n_features * 8 / 1e6
+    return Workload(
+        name,
+        f"{len(items)} fits: grids of {','.join(space)} x {CV} folds on {source} "
+        f"({mb:.1f} MB training data)",
+        items,
+        data,
+        SEED,
+        backends=backends,
+        search={"source": source, "space": space, "halving_n_iter": halving_n_iter},
+    )
+
+
+# Backends ------------------------------------------------------------------------------
+
+
+def skip_reason(backend: str) -> str | None:
+    """Why an optional backend cannot run here (None: it can)."""
+    if backend != DASK_ML:
+        return None
+    try:
+        import dask_ml.model_selection  # noqa: F401
+    except ImportError as exc:
+        return f"dask-ml not installed ({exc}); pip install -c constraints.txt '.[bench]'"
+    return None
+
+
+def _grids(ref: DatasetRef, space: dict[str, Any]) -> tuple[Any, list[dict[str, Any]], Any]:
+    """The pipeline, list of grids and folds both GridSearchCVs search (the project's fits)."""
+    from sklearn.model_selection import StratifiedKFold
     from sklearn.pipeline import Pipeline
 
     X = load_split(ref).X_train
@@ -92,115 +218,206 @@ def sklearn_search(ref: DatasetRef, space: dict[str, Any]):
         for model, model_space in parse_space(space, "grid").items()
     ]
     pipeline = Pipeline([("preprocess", "passthrough"), ("classifier", "passthrough")])
-    folds = StratifiedKFold(CV, shuffle=True, random_state=SEED)
-    return GridSearchCV(pipeline, grids, scoring="f1_macro", cv=folds, refit=False, n_jobs=-1)
+    return pipeline, grids, StratifiedKFold(CV, shuffle=True, random_state=SEED)
 
 
-def run_project(client, ref, size: dict[str, Any], storage: str) -> dict[str, Any]:
+def sklearn_search(workload: Workload):
+    """One ``GridSearchCV`` whose list of grids is every model's grid (refit off)."""
+    from sklearn.model_selection import GridSearchCV
+
+    pipeline, grids, folds = _grids(workload.data, workload.search["space"])
+    return GridSearchCV(pipeline, grids, scoring=METRIC, cv=folds, refit=False, n_jobs=-1)
+
+
+def run_dask_ml(backend: str, workload: Workload, env: Env) -> Measurement:
+    """dask-ml's ``GridSearchCV`` on the warm cluster: it builds one graph of every fit."""
+    from dask_ml.model_selection import GridSearchCV
+
+    from prefect_sklearn_dask.benchmarks.backends import Measurement, scheduler_bytes
+
+    pipeline, grids, folds = _grids(workload.data, workload.search["space"])
+    search = GridSearchCV(
+        pipeline, grids, scoring=METRIC, cv=folds, refit=False, scheduler=env.client
+    )
+    split = load_split(workload.data)
+    before = env.client.run_on_scheduler(scheduler_bytes)
+    started = time.perf_counter()
+    with env.client.as_current():  # the suite's client is not the process's default
+        search.fit(split.X_train, split.y_train)
+    wall = time.perf_counter() - started
+    fits = len(search.cv_results_["params"]) * CV
+    sent = env.client.run_on_scheduler(scheduler_bytes) - before
+    return Measurement(backend, fits, wall, bytes_to_workers=sent)
+
+
+def run_train_flow(backend: str, workload: Workload, env: Env) -> Measurement:
+    """The project's whole ``train-flow`` run (grid or halving) on the warm cluster."""
+    from prefect_sklearn_dask.benchmarks.backends import Measurement, scheduler_bytes
     from prefect_sklearn_dask.flow.train_flow import train_flow
 
-    summary = train_flow(
-        dataset=size["dataset"],
-        models=list(size["space"]),
-        runner="dask",
-        address=client.scheduler.address,
-        search="grid",
-        search_space=size["space"],
-        cv=CV,
-        seed=SEED,
-        storage=storage,
-        cache=False,
-        performance_report=False,
-    )
-    return {"fits": summary["cache"]["fits"], "flow_run_id": summary["flow_run_id"]}
-
-
-def run_sklearn_dask(client, ref, size: dict[str, Any], storage: str) -> dict[str, Any]:
-    from joblib import parallel_config
-
-    split = load_split(ref)
-    search = sklearn_search(ref, size["space"])
-    with client.as_current(), parallel_config("dask", scatter=[split.X_train, split.y_train]):
-        search.fit(split.X_train, split.y_train)
-    return {"fits": len(search.cv_results_["params"]) * CV}
-
-
-def run_raw_dask(client, ref, size: dict[str, Any], storage: str) -> dict[str, Any]:
-    jobs = jobs_for(ref, size["space"])
-    futures = client.map(fit_one, [ref] * len(jobs), jobs, pure=False)
-    client.gather(futures)
-    del futures
-    return {"fits": len(jobs)}
-
-
-RUNNERS: dict[str, Callable[..., dict[str, Any]]] = {
-    "project": run_project,
-    "sklearn-dask": run_sklearn_dask,
-    "raw-dask": run_raw_dask,
-}
-
-
-def measure(client, backend: str, ref, size: dict[str, Any], storage: str) -> dict[str, Any]:
-    before = client.run_on_scheduler(scheduler_bytes)
-    started = time.perf_counter()
-    out = RUNNERS[backend](client, ref, size, storage)
-    wall = time.perf_counter() - started
-    sent = client.run_on_scheduler(scheduler_bytes) - before
-    return {"backend": backend, "wall": wall, "bytes_per_fit": sent / out["fits"], **out}
-
-
-def run(
-    client, sizes: dict[str, dict[str, Any]], repeats: int, storage: str, log=print
-) -> list[dict[str, Any]]:
-    """Every backend on every size, ``repeats`` times; one row per (size, backend)."""
-    refs = {name: prepare(size["dataset"], None, 0.25, SEED) for name, size in sizes.items()}
-    client.run(_warm, list(refs.values()))
-    samples: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for name, size in sizes.items():  # one untimed round: imports, fold indices, JIT caches
-        measure(client, "raw-dask", refs[name], size, storage)
-    for repeat in range(repeats):
-        for name, size in sizes.items():
-            for backend in BACKENDS:
-                got = measure(client, backend, refs[name], size, storage)
-                log(
-                    f"{name:<6} {backend:<13} repeat {repeat + 1}: {got['wall']:7.2f} s "
-                    f"({got['fits']} fits, {got['bytes_per_fit']:.0f} B/fit)"
-                )
-                samples.setdefault((name, backend), []).append(got)
-    rows = []
-    for (name, backend), got in samples.items():
-        raw = statistics.median(g["wall"] for g in samples[(name, "raw-dask")])
-        wall = statistics.median(g["wall"] for g in got)
-        rows.append(
-            {
-                "size": name,
-                "backend": backend,
-                "fits": got[0]["fits"],
-                "median_s": round(wall, 3),
-                "walls": [round(g["wall"], 3) for g in got],
-                "vs_raw_dask": round(wall / raw, 2),
-                "bytes_per_fit": round(statistics.median(g["bytes_per_fit"] for g in got)),
-            }
+    spec = workload.search
+    halving = backend == HALVING
+    n_iter = spec["halving_n_iter"] if halving else 1
+    before = env.client.run_on_scheduler(scheduler_bytes)
+    with tempfile.TemporaryDirectory(prefix="bench-search-") as storage:
+        started = time.perf_counter()
+        summary = train_flow(
+            dataset=spec["source"],
+            models=list(spec["space"]),
+            runner="dask",
+            address=env.address,
+            search="halving" if halving else "grid",
+            n_iter=n_iter,
+            search_space=spec["space"],
+            cv=CV,
+            seed=SEED,
+            metric=METRIC,
+            storage=storage,
+            cache=False,
+            performance_report=False,
         )
-    return rows
+        wall = time.perf_counter() - started
+    sent = env.client.run_on_scheduler(scheduler_bytes) - before
+    rows = [r for r in summary["rows"] if r.get("status") == "ok"]
+    search = {
+        "best_cv": {r["model"]: r["search"]["cv_mean"] for r in rows},
+        "fits_by_model": {r["model"]: r["search"]["fits"] for r in rows},
+    }
+    if halving:
+        search["row_weighted_fits"] = row_weighted_fits(workload, n_iter)
+    return Measurement(
+        backend,
+        summary["cache"]["fits"],
+        wall,
+        bytes_to_workers=sent,
+        flow_run_id=summary["flow_run_id"],
+        search=search,
+    )
 
 
-def _warm(refs: list[DatasetRef]) -> None:
-    import prefect.task_engine  # noqa: F401
+def row_weighted_fits(workload: Workload, n_iter: int) -> float:
+    """Halving's fits in full-fold equivalents: each fit weighted by its rows / all rows."""
+    ref, parsed = workload.data, parse_space(workload.search["space"], "halving")
+    n_train = len(load_split(ref).y_train)
+    total = 0
+    for model, space in parsed.items():
+        plan = plan_search(
+            model, ref, "halving", space, n_iter=n_iter, cv=CV, seed=SEED, metric=METRIC
+        )
+        total += sum(r.n_candidates * CV * (r.n_resources or n_train) for r in plan.rounds)
+    total /= n_train
+    return round(total, 1)
 
-    for ref in refs:
-        load_split(ref)
+
+# Goals ---------------------------------------------------------------------------------
 
 
-def table(rows: list[dict[str, Any]]) -> str:
-    """The markdown table for the README and the note."""
-    lines = [
-        "| size | backend | fits | median wall | vs raw Dask | bytes/fit |",
-        "|---|---|---|---|---|---|",
-    ]
-    lines += [
-        f"| {r['size']} | {r['backend']} | {r['fits']} | {r['median_s']:.2f} s | "
-        f"{r['vs_raw_dask']:.2f}x | {r['bytes_per_fit']} |"
-        for r in rows
-    ]
-    return "\n".join(lines)
+def goals(row, at: str) -> list[Goal]:
+    """The issue's search goals; ``row(workload, backend)`` finds a measured row."""
+    from prefect_sklearn_dask.benchmarks.report import Goal
+
+    sizes = ("search", "search-large")  # the speed goals; the MB workloads are for bytes
+
+    def ratios(other: str) -> dict[str, float]:
+        out = {}
+        for name in sizes:
+            mine, them = row(name, PROJECT), row(name, other)
+            if mine and them:
+                out[name] = mine["wall_median_s"] / them["wall_median_s"]
+        return out
+
+    def walls(name: str, other: str) -> str:
+        mine, them = row(name, PROJECT)["wall_median_s"], row(name, other)["wall_median_s"]
+        return f"{mine:.2f} s vs {them:.2f} s"
+
+    out: list[Goal] = []
+    for other, target, label in (
+        ("raw-dask", GOAL_VS_RAW, "raw Dask client.map"),
+        (SKLEARN, GOAL_VS_SKLEARN, "sklearn GridSearchCV on joblib's dask backend"),
+    ):
+        found = ratios(other)
+        out.append(
+            Goal(
+                f"search: project train-flow --search grid vs {label}{at}",
+                f"<= {target:.2f}x wall on the same fits",
+                "; ".join(
+                    f"{n} ({row(n, PROJECT)['n_tasks']} fits) {v:.2f}x ({walls(n, other)})"
+                    for n, v in found.items()
+                )
+                or "not measured",
+                all(v <= target for v in found.values()) if found else None,
+            )
+        )
+    out.append(halving_goal(row, at))
+    out.append(bytes_goal(row, at))
+    return out
+
+
+def halving_goal(row, at: str) -> Goal:
+    """Halving's best CV score within 0.005 of the full grid's, with <= 40% of its fits."""
+    from prefect_sklearn_dask.benchmarks.report import Goal
+
+    name = next((n for n in ("search-large", "search") if row(n, HALVING)), None)
+    grid, halv = (row(name, PROJECT), row(name, HALVING)) if name else (None, None)
+    target = (
+        f"best CV {METRIC} within {GOAL_HALVING_SCORE} of the full grid's with "
+        f"<= {GOAL_HALVING_FITS:.0%} of its fits"
+    )
+    if not (grid and halv and grid.get("best_cv") is not None and halv.get("best_cv")):
+        return Goal(f"search: halving vs full grid{at}", target, "not measured", None)
+    gap = grid["best_cv"] - halv["best_cv"]
+    share = halv["n_tasks"] / grid["n_tasks"]
+    per_model = ", ".join(
+        f"{m} {grid['best_cv_by_model'][m]:.4f}/{halv['best_cv_by_model'].get(m, math.nan):.4f}"
+        for m in grid["best_cv_by_model"]
+    )
+    measured = (
+        f"{name}: best {halv['best_cv']:.4f} (halving) vs {grid['best_cv']:.4f} (grid), gap "
+        f"{gap:+.4f}; {halv['n_tasks']} vs {grid['n_tasks']} fits ({share:.0%}; "
+        f"{halv.get('row_weighted_fits')} full-fold equivalents); per model grid/halving: "
+        f"{per_model}"
+    )
+    return Goal(
+        f"search: halving vs full grid{at}",
+        target,
+        measured,
+        gap <= GOAL_HALVING_SCORE and share <= GOAL_HALVING_FITS,
+    )
+
+
+def bytes_goal(row, at: str) -> Goal:
+    """Bytes sent to workers per fit must not grow from ~10 MB to ~100 MB of data."""
+    from prefect_sklearn_dask.benchmarks.report import Goal
+
+    parts, ok = [], []
+    for backend in (PROJECT, "raw-dask", SKLEARN):
+        small, big = row("search-10mb", backend), row("search-100mb", backend)
+        if not small or small.get("bytes_per_task") is None:
+            continue
+        text = f"{backend} {small['bytes_per_task']:,} B/fit at 10 MB"
+        if big and big.get("bytes_per_task") is not None:
+            growth = big["bytes_per_task"] / max(small["bytes_per_task"], 1)
+            text += f", {big['bytes_per_task']:,} at 100 MB ({growth:.2f}x)"
+            if backend != SKLEARN:
+                ok.append(growth <= GOAL_BYTES_GROWTH)
+        parts.append(text)
+    return Goal(
+        f"search: bytes sent to workers per fit, 10 MB -> 100 MB of training data{at}",
+        f"flat (<= {GOAL_BYTES_GROWTH:.2f}x) for the project and raw Dask",
+        "; ".join(parts) or "not measured",
+        all(ok) if ok else None,
+    )
+
+
+def add_row_fields(row: dict[str, Any], runs: list[Measurement]) -> None:
+    """Best CV scores (median over repeats: they do not vary) and halving's weighted fits."""
+    found = [m.search for m in runs if m.search]
+    if not found:
+        return
+    by_model = found[0]["best_cv"]
+    row["best_cv_by_model"] = {m: round(v, 6) for m, v in by_model.items()}
+    row["best_cv"] = round(max(by_model.values()), 6) if by_model else None
+    row["fits_by_model"] = found[0]["fits_by_model"]
+    weighted = [f["row_weighted_fits"] for f in found if "row_weighted_fits" in f]
+    if weighted:
+        row["row_weighted_fits"] = statistics.median(weighted)

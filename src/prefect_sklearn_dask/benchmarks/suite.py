@@ -17,9 +17,17 @@ from prefect.runtime import flow_run
 from prefect.utilities.urls import url_for
 
 from prefect_sklearn_dask.benchmarks import report as rep
-from prefect_sklearn_dask.benchmarks.backends import Env, Measurement, applies, measure
+from prefect_sklearn_dask.benchmarks import search_bench
+from prefect_sklearn_dask.benchmarks.backends import (
+    Env,
+    Measurement,
+    Skipped,
+    applies,
+    measure,
+    skip_reason,
+)
 from prefect_sklearn_dask.benchmarks.cpu import Processes
-from prefect_sklearn_dask.benchmarks.workloads import build, warm_process
+from prefect_sklearn_dask.benchmarks.workloads import build, expand, warm_process
 from prefect_sklearn_dask.cluster.local import local_cluster_kwargs
 
 ROOT = Path(__file__).resolve().parents[3]  # the checkout, for the git commit
@@ -34,7 +42,11 @@ QUICK_ONLY_ON = {
 }
 
 
-def _run_one(backend: str, workload, env: Env, logger) -> Measurement | str:
+def _run_one(backend: str, workload, env: Env, logger) -> Measurement | Skipped | str:
+    reason = skip_reason(backend)
+    if reason:  # an optional backend not installed: a row that says so, every repeat
+        logger.warning(f"{workload.name} w={env.workers} {backend}: skipped: {reason}")
+        return Skipped(reason)
     try:
         measured = measure(backend, workload, env)
     except Exception as exc:  # one backend failing is a row with an error, not a failed suite
@@ -64,13 +76,14 @@ def benchmark_suite(
     from threadpoolctl import threadpool_limits
 
     logger = get_run_logger()
-    built = {name: build(name, quick) for name in workloads}
+    built = {name: build(name, quick) for name in expand(workloads, quick)}
     refs = [w.data for w in built.values() if w.data is not None]
-    results: dict[tuple[str, int, str], list[Measurement | str]] = {}
+    results: dict[tuple[str, int, str], list[Measurement | Skipped | str]] = {}
     cluster_s: dict[int, float] = {}
-    sequential: dict[tuple[str, int], Measurement | str] = {}
+    sequential: dict[tuple[str, int], Measurement | Skipped | str] = {}
     # Dask's nannies run workers with 1 BLAS/OpenMP thread; the flow process does the same,
     # so sequential and thread-pool runs do the same work per task as a Dask worker.
+    judged_at = rep.goal_workers(workers)
     with threadpool_limits(1):
         for count in workers:
             started = time.perf_counter()
@@ -87,6 +100,8 @@ def benchmark_suite(
                             if not applies(backend, workload):
                                 continue
                             if quick and name not in QUICK_ONLY_ON.get(backend, {name}):
+                                continue
+                            if not search_bench.runs_at(name, backend, count, judged_at):
                                 continue
                             if backend == "sequential" and (name, repeat) in sequential:
                                 measured = sequential[(name, repeat)]  # same work at any size

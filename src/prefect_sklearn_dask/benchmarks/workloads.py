@@ -3,7 +3,8 @@
 Every backend (a loop, Prefect on threads or Dask, raw Dask, joblib) executes the same
 :func:`run_item` on the same :class:`Item` list, so their walls are comparable. Items
 carry a small :class:`~.ml.data.DatasetRef`, never data: each process loads a dataset
-once and reuses it (``bigdata`` checks that, counting loads per process).
+once and reuses it (``bigdata`` checks that, counting loads per process). ``search`` is a
+group of workloads (:mod:`.search_bench`) whose items are the project's own search fits.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from prefect_sklearn_dask.benchmarks import search_bench
+from prefect_sklearn_dask.benchmarks.search_bench import METRIC
 from prefect_sklearn_dask.ml.data import DatasetRef, load_split, prepare
 from prefect_sklearn_dask.ml.registry import (
     DEFAULT_MODELS,
@@ -24,7 +27,7 @@ from prefect_sklearn_dask.ml.registry import (
     grid_points,
 )
 
-WORKLOADS: tuple[str, ...] = ("seed", "grid", "tiny", "bigdata")
+WORKLOADS: tuple[str, ...] = ("seed", "grid", "tiny", "bigdata", "search")
 GRID_MODELS: tuple[str, ...] = ("svc", "logreg", "knn", "tree", "nb", "lda")
 
 
@@ -32,7 +35,7 @@ GRID_MODELS: tuple[str, ...] = ("svc", "logreg", "knn", "tree", "nb", "lda")
 class Item:
     """One unit of work: small, hashable, cheap to pickle."""
 
-    kind: str  # "fit" | "fold" | "noop" | "big"
+    kind: str  # "fit" | "fold" | "noop" | "big" | "search"
     label: str
     model: str = ""
     params: tuple[tuple[str, Any], ...] = ()
@@ -47,6 +50,10 @@ class Workload:
     items: tuple[Item, ...]
     data: DatasetRef | None = None
     seed: int = 0
+    # Only these backends run it (None: the rules in backends.applies); the search group's.
+    backends: tuple[str, ...] | None = None
+    # search workloads: {"source", "space", "halving_n_iter"} (see search_bench)
+    search: dict[str, Any] | None = None
 
     @property
     def dataset_bytes(self) -> int:
@@ -103,6 +110,12 @@ def run_item(item: Item, data: DatasetRef | None, seed: int = 0) -> dict[str, An
         pipeline = grid_pipeline(item.model, seed, dict(item.params))
         pipeline.fit(split.X_train.iloc[train], split.y_train[train])
         score = float(pipeline.score(split.X_train.iloc[test], split.y_train[test]))
+    elif item.kind == "search":
+        from prefect_sklearn_dask.ml.search import FitJob, Fold, fit_one
+
+        _, first_load = _split(data)
+        fold = Fold(item.folds, item.fold, seed)
+        score = fit_one(data, FitJob(item.model, dict(item.params), fold, METRIC, 0)).score
     elif item.kind == "big":
         from sklearn.naive_bayes import GaussianNB
 
@@ -186,17 +199,43 @@ def _bigdata(quick: bool) -> Workload:
     return Workload("bigdata", f"{parts} tasks on one {mb:.0f} MB dataset ({source})", items, data)
 
 
+def search_item(job) -> Item:
+    """A search fit (:class:`~.ml.search.FitJob`) as an item: model, params, fold."""
+    from prefect_sklearn_dask.ml.search import short_params
+
+    return Item(
+        "search",
+        f"{job.model}[{short_params(job.params)}]#{job.fold.index}",
+        model=job.model,
+        params=tuple(job.params.items()),
+        fold=job.fold.index,
+        folds=job.fold.cv,
+    )
+
+
 BUILDERS = {"seed": _seed, "grid": _grid, "tiny": _tiny, "bigdata": _bigdata}
+
+
+def expand(names: list[str], quick: bool) -> list[str]:
+    """The workloads to build: ``search`` stands for its group (:func:`.search_bench.names`)."""
+    out: list[str] = []
+    for name in names:
+        out += search_bench.names(quick) if name == search_bench.GROUP else [name]
+    return list(dict.fromkeys(out))
 
 
 @functools.lru_cache(maxsize=16)
 def build(name: str, quick: bool = False) -> Workload:
-    """The workload ``name`` (validated by the CLI), built once per process."""
-    return BUILDERS[name](quick)
+    """The workload ``name`` (validated by the CLI, expanded), built once per process."""
+    if name in BUILDERS:
+        return BUILDERS[name](quick)
+    return search_bench.build(name, quick)
 
 
 def sklearn_grid(workload: Workload):
-    """``GridSearchCV`` doing exactly the grid workload's fits, or None for other workloads."""
+    """``GridSearchCV`` doing exactly the grid or a search workload's fits, else None."""
+    if workload.search is not None:
+        return search_bench.sklearn_search(workload)
     if workload.name != "grid":
         return None
     from sklearn.model_selection import GridSearchCV, StratifiedKFold
