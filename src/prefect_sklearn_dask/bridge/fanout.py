@@ -130,7 +130,9 @@ def _drive(client, fn, calls, limit, on_done, key_prefix, slots) -> list[Any]:
     run = uuid4().hex[:8]
     queue = iter(range(len(calls)))
     running: dict[str, tuple[int, Any]] = {}
-    done = as_completed(loop=client.loop)
+    # results fetched on the client's event loop as each finishes, not one blocking
+    # round trip per result from this thread
+    done = as_completed(loop=client.loop, with_results=True)
     cap = limit or len(calls)
 
     def submit_more() -> None:
@@ -148,11 +150,13 @@ def _drive(client, fn, calls, limit, on_done, key_prefix, slots) -> list[Any]:
 
     submit_more()
     try:
-        for future in done:
+        for future, result in done:  # a call that raised raises here
+            if isinstance(result, BaseException):  # cancelled under us (scheduler gone)
+                raise result
             index, _ = running.pop(future.key)
             if slots is not None:
                 slots.release()
-            results[index] = future.result()
+            results[index] = result
             future.release()
             if on_done:
                 on_done(index, results[index])

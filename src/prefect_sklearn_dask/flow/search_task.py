@@ -136,7 +136,10 @@ def search_model(
 
     def execute(batch: list[FitJob]) -> list[FitResult]:
         nonlocal reused
-        results = [search_cache.load(cache_dir, search_cache.fit_key(data, job)) for job in batch]
+        results = [
+            search_cache.load(cache_dir, search_cache.fit_key(data, job)) if cache_dir else None
+            for job in batch
+        ]
         missing = [i for i, result in enumerate(results) if result is None]
         reused += len(batch) - len(missing)
         for job, result in zip(batch, results, strict=True):

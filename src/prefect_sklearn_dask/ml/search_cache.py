@@ -80,11 +80,12 @@ def fit_and_store(ref: DatasetRef, job: FitJob, folder: str | None) -> FitResult
     A fit already on disk is read back, not refitted: when a worker dies, Dask recomputes
     the results it held, and those fits had finished.
     """
+    if not folder:
+        return fit_one(ref, job)
     key = fit_key(ref, job)
     cached = load(folder, key)
     if cached is not None:
         return cached
     result = fit_one(ref, job)
-    if folder:
-        store(folder, key, result)
+    store(folder, key, result)
     return result
