@@ -6,6 +6,7 @@ subprocess the tests start (CLI runs, Dask worker processes) talks to that serve
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import shutil
@@ -16,6 +17,9 @@ import tempfile
 from pathlib import Path
 
 _HOME = Path(tempfile.mkdtemp(prefix="prefect-home-"))
+# removed at exit too: an xdist controller (or a session without the server) never tears
+# the server fixture down, and left one empty folder per run
+atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
 os.environ["PREFECT_HOME"] = str(_HOME)
 os.environ.pop("PREFECT_API_URL", None)
 os.environ.update(
