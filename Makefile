@@ -6,6 +6,10 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# The suite on 3 pytest-xdist workers, each with its own Prefect server (tests/conftest.py);
+# a module stays on one worker, the longest modules start first. `make test PYTEST_ARGS=`
+# runs it serially.
+PYTEST_ARGS ?= -n 3 --dist loadfile --no-loadscope-reorder
 
 .PHONY: setup run stop test lint format bench bench-quick server-stop clean
 
@@ -28,7 +32,7 @@ stop: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -6,6 +6,7 @@ subprocess the tests start (CLI runs, Dask worker processes) talks to that serve
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import shutil
@@ -16,6 +17,9 @@ import tempfile
 from pathlib import Path
 
 _HOME = Path(tempfile.mkdtemp(prefix="prefect-home-"))
+# removed at exit too: an xdist controller (or a session without the server) never tears
+# the server fixture down, and left one empty folder per run
+atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
 os.environ["PREFECT_HOME"] = str(_HOME)
 os.environ.pop("PREFECT_API_URL", None)
 os.environ.update(
@@ -127,3 +131,37 @@ def local_cluster(prefect_api: str):
         n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=":0"
     ) as cluster:
         yield cluster
+
+
+# --- pytest-xdist (`make test` runs the suite with `-n 3 --dist loadfile`) ------------------
+# Every xdist worker is its own pytest session: the code above gives each its own
+# PREFECT_HOME and its own server on a free port, so workers share no server, database,
+# deployment, concurrency limit or artifact. `--dist loadfile` keeps each module on one
+# worker, so its module-scoped fixtures (a server, a cluster, a served deployment, one
+# benchmark run) start once. (`--dist loadgroup` would allow finer units, but it groups
+# nothing with pytest 9.2: pytest-dev/pytest-xdist#1386.) Modules are handed out longest
+# first (seconds per test in tests/durations.txt), so a slow module does not start last
+# while the other workers sit idle; xdist's own reordering (by number of tests) is off.
+
+DURATIONS = Path(__file__).with_name("durations.txt")
+UNLISTED_S = 1.0
+
+
+def _known_durations() -> dict[str, float]:
+    known = {}
+    for line in DURATIONS.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            seconds, nodeid = line.split(" ", 1)
+            known[nodeid] = float(seconds)
+    return known
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not hasattr(config, "workerinput"):  # not an xdist worker: keep the usual order
+        return
+    known = _known_durations()
+    modules: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        modules.setdefault(item.nodeid.split("::", 1)[0], []).append(item)
+    cost = {m: sum(known.get(i.nodeid, UNLISTED_S) for i in its) for m, its in modules.items()}
+    items[:] = [item for m in sorted(modules, key=lambda m: -cost[m]) for item in modules[m]]
