@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextvars import ContextVar
@@ -35,6 +36,7 @@ from uuid import uuid4
 
 OnDone = Callable[[int, Any], None]
 
+COLLECT_EVERY_S = 0.1
 _POOLS: dict[int, ThreadPoolExecutor] = {}
 _POOLS_LOCK = threading.Lock()
 _CLIENT: ContextVar[Any] = ContextVar("fan_out_client", default=None)
@@ -121,8 +123,13 @@ def fan_out(
 def _drive(client, fn, calls, limit, on_done, key_prefix, slots) -> list[Any]:
     """Submit through ``client`` and collect as they finish, within ``limit`` and ``slots``.
 
-    A fan-out with nothing in flight blocks for a shared slot; one with calls running
-    only takes free slots, so fan-outs sharing ``slots`` cannot starve each other.
+    Calls go out in as few ``client.map`` messages as the caps allow (one per search when
+    uncapped, as raw ``client.map`` does), and finished results come back in batches, one
+    ``gather`` each: a message per fit each way measured ~10 ms of extra CPU per fit on
+    the 1,005-fit grid (1.46x raw Dask on 2 cores). With everything submitted, batches
+    are collected at most every :data:`COLLECT_EVERY_S`, which delays progress lines,
+    not fits. A fan-out with nothing in flight blocks for a shared slot; one with calls
+    running only takes free slots, so fan-outs sharing ``slots`` cannot starve each other.
     """
     from distributed import as_completed
 
@@ -130,36 +137,45 @@ def _drive(client, fn, calls, limit, on_done, key_prefix, slots) -> list[Any]:
     run = uuid4().hex[:8]
     queue = iter(range(len(calls)))
     running: dict[str, tuple[int, Any]] = {}
-    # results fetched on the client's event loop as each finishes, not one blocking
-    # round trip per result from this thread
-    done = as_completed(loop=client.loop, with_results=True)
+    done = as_completed(loop=client.loop)
     cap = limit or len(calls)
+    left = len(calls)
 
     def submit_more() -> None:
-        while len(running) < cap:
-            if slots is not None and not slots.acquire(blocking=not running):
-                return
-            index = next(queue, None)
-            if index is None:
-                if slots is not None:
-                    slots.release()
-                return
-            future = client.submit(fn, *calls[index], pure=False, key=f"{key_prefix}-{run}-{index}")
+        nonlocal left
+        picked: list[int] = []
+        while left and len(running) + len(picked) < cap:
+            if slots is not None and not slots.acquire(blocking=not (running or picked)):
+                break
+            picked.append(next(queue))
+            left -= 1
+        if not picked:
+            return
+        futures = client.map(
+            fn,
+            *zip(*(calls[i] for i in picked), strict=True),
+            key=[f"{key_prefix}-{run}-{i}" for i in picked],
+            pure=False,
+        )
+        for index, future in zip(picked, futures, strict=True):
             running[future.key] = (index, future)
-            done.add(future)
+        done.update(futures)
 
     submit_more()
     try:
-        for future, result in done:  # a call that raised raises here
-            if isinstance(result, BaseException):  # cancelled under us (scheduler gone)
-                raise result
-            index, _ = running.pop(future.key)
-            if slots is not None:
-                slots.release()
-            results[index] = result
-            future.release()
-            if on_done:
-                on_done(index, results[index])
+        for batch in done.batches():
+            if not left and len(running) > len(batch):  # let more finish before a round trip
+                time.sleep(COLLECT_EVERY_S)
+                batch += done.next_batch(block=False)
+            values = client.gather(batch)  # a call that raised raises here
+            for future, result in zip(batch, values, strict=True):
+                index, _ = running.pop(future.key)
+                if slots is not None:
+                    slots.release()
+                results[index] = result
+                if on_done:
+                    on_done(index, result)
+            del batch, values  # the last references: the workers drop those results
             submit_more()
     except BaseException:
         client.cancel([future for _, future in running.values()])
