@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import os
 import signal
@@ -207,6 +208,7 @@ def test_a_worker_killed_mid_search_loses_no_finished_fit(local_cluster, tmp_pat
         pid = next(iter(client.run(os.getpid).values()))
         with ThreadPoolExecutor(1) as pool:
             run = pool.submit(
+                contextvars.copy_context().run,  # the test server's settings, not a temporary one
                 train_flow,
                 dataset="synthetic:n_samples=2000,n_features=20",
                 models=["rf"],
