@@ -14,12 +14,11 @@ the first ones' fits for a worker slot. So ``train-flow`` runs its search tasks 
 flow's process (threads) inside :func:`fits_on`, and their fits go to the cluster through
 the flow's own :class:`distributed.Client` as raw ``client.map`` sends them: the whole
 flow run measured 1.17x raw Dask on 1,005 fits, the searches alone 1.12x (2.23x before;
-benchmarks/README.md "search"). The
-worker path stays for a search task someone submits to a Dask runner themselves (it
-secedes while it waits, so a one-thread worker does not deadlock); a search called
-inline in a flow whose runner is Dask uses that runner's client. Without Dask the calls
-run on a thread pool shared by the process, sized once, so several searches at once do
-not multiply the threads.
+benchmarks/README.md "search"). The worker path stays for a search task someone submits
+to a Dask runner themselves (it secedes while it waits, so a one-thread worker does not
+deadlock); a search called inline in a flow whose runner is Dask uses that runner's
+client. Without Dask the calls run on a thread pool shared by the process, sized once, so
+several searches at once do not multiply the threads.
 
     from prefect_sklearn_dask.bridge.fanout import fan_out
     squares = fan_out(pow, [(2, 2), (3, 2)], limit=8, local_jobs=2)

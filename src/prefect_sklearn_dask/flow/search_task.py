@@ -5,8 +5,8 @@ fans the rest out as plain Dask work, or threads (:mod:`~.bridge.fanout`), logs 
 publishes a ``search-<model>`` table artifact with the top candidates, and refits the
 winner on the whole training split where the fits ran, scored on the held-out test split
 like any other model of the run. ``train-flow`` runs these tasks in its own process on
-Dask (:meth:`SearchRequest.drivers`): measured faster than driving fits from a worker. The returned
-:class:`~.ml.evaluate.TrainReport` carries the search's summary in ``search``.
+Dask (:meth:`SearchRequest.drivers`): measured faster than driving fits from a worker.
+The returned :class:`~.ml.evaluate.TrainReport` carries the search's summary in ``search``.
 """
 
 from __future__ import annotations
