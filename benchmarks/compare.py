@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from a checkout (spawned workers inherit it)
     sys.path.insert(0, str(ROOT))
 
-from prefect_sklearn_dask.cli import quiet_environment, run_cli  # noqa: E402
+from prefect_sklearn_dask.cli import HelpFormatter, quiet_environment, run_cli  # noqa: E402
 
 quiet_environment()
 
@@ -30,6 +30,10 @@ from prefect_sklearn_dask.benchmarks.backends import BACKENDS, DESCRIPTIONS  # n
 from prefect_sklearn_dask.benchmarks.workloads import WORKLOADS  # noqa: E402
 from prefect_sklearn_dask.ml.errors import UserError  # noqa: E402
 from prefect_sklearn_dask.server.process import DEFAULT_PORT  # noqa: E402
+
+# Result files (JSON and CSV carry the git commit they ran at) go next to this script,
+# where the runs the READMEs quote are committed.
+RESULTS = ROOT / "benchmarks" / "results"
 
 
 def _names(value: str, allowed: tuple[str, ...], what: str) -> list[str]:
@@ -61,7 +65,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Run the same workloads on every backend (sequential, Prefect threads, "
         "Prefect on Dask, raw Dask, joblib/scikit-learn) and report medians, ratios to raw "
         "Dask, parallel efficiency and the project's performance goals.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
         epilog="backends: " + "; ".join(f"{k}: {v}" for k, v in DESCRIPTIONS.items()),
     )
     parser.add_argument("--quick", action="store_true", help="small workloads, 1 repeat (CI)")
@@ -75,7 +79,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"from: {', '.join(WORKLOADS)} (search: the search workloads, benchmarks/README.md)",
     )
     parser.add_argument("--backends", default=",".join(BACKENDS), help="subset of backends to run")
-    parser.add_argument("--out", default="results", help="folder for JSON, CSV and the chart")
+    parser.add_argument("--out", default=str(RESULTS), help="folder for JSON, CSV and the chart")
     parser.add_argument(
         "--timeout", type=float, default=600.0, help="seconds one backend run may take"
     )
