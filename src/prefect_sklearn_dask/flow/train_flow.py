@@ -9,6 +9,7 @@ parameters from these annotations, which must be real types, not strings.
 """
 
 import shlex
+from dataclasses import dataclass
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -104,11 +105,12 @@ def train_flow(
 
     Returns a JSON-able summary: rows, best model, where it is stored, URLs, timings.
     """
-    opts = RunOptions.from_params(**locals())  # first: locals() holds the parameters only
+    params = dict(locals())  # first line: the parameters, nothing else yet
     install_log_masking()  # also when served as a deployment, not started by flows/train.py
     faults.install_event_drop_filter()
     dropped_before = faults.EVENT_DROPS.dropped
     logger = get_run_logger()
+    opts = RunOptions.from_params(**params)
     data = prepare_data(opts)
     logger.info(data.describe())
     cache = fit_cache.open_run_cache(
@@ -126,20 +128,28 @@ def train_flow(
         outcome = train(data, run, opts, cache, logger)
     check_failures(outcome, opts.max_failures)
     ranked = evaluate.rank(outcome.reports, opts.metric)
-    manifest, stored = store(ranked[0], data, opts, run_id, logger)
-    summary = publish(ranked, manifest, stored, data, run, outcome, cache, opts, dropped_before)
+    stored = store(ranked[0], data, opts, run_id, logger)
+    summary = publish(ranked, stored, data, run, outcome, cache, opts, dropped_before)
     fit_cache.complete(cache)
     best = ranked[0]
     logger.info(
         f"best model {best.model} ({opts.metric}={getattr(best, opts.metric):.4f}) -> "
-        f"{stored.record_path}"
+        f"{stored.model.record_path}"
     )
     return summary
 
 
+@dataclass(frozen=True)
+class Stored:
+    """The best model as saved: its manifest and where it lives."""
+
+    manifest: dict[str, Any]
+    model: StoredModel
+
+
 def store(
     best: TrainReport, data: TrainingData, opts: RunOptions, run_id: str, logger: Any
-) -> tuple[dict[str, Any], StoredModel]:
+) -> Stored:
     """Save the best model with its manifest, and say so when it beats the last one."""
     manifest = {
         "model": best.model,
@@ -151,7 +161,7 @@ def store(
     }
     stored = save_model(best.estimator, manifest, opts.storage_root, run_id)
     announce_improvement(manifest, opts.storage_root / MODEL_DIR, logger)
-    return manifest, stored
+    return Stored(manifest, stored)
 
 
 def comparison_rows(ranked: list[TrainReport], failures: dict[str, str]) -> list[dict[str, Any]]:
@@ -162,8 +172,7 @@ def comparison_rows(ranked: list[TrainReport], failures: dict[str, str]) -> list
 
 def publish(
     ranked: list[TrainReport],
-    manifest: dict[str, Any],
-    stored: StoredModel,
+    stored: Stored,
     data: TrainingData,
     run: Run,
     outcome: Outcome,
@@ -174,7 +183,7 @@ def publish(
     """The run's summary, published as artifacts and a comparison chart, and returned."""
     logger = get_run_logger()
     run_id = str(flow_run.id)
-    report = run.report
+    report, model = run.report, stored.model
     summary: dict[str, Any] = {
         "flow_run_id": run_id,
         "flow_run_url": url_for("flow-run", obj_id=run_id),  # the UI route the engine logs
@@ -192,12 +201,12 @@ def publish(
         ),
         "best": ranked[0].row(),
         "model": {
-            "record_path": str(stored.record_path),
-            "manifest_path": str(stored.manifest_path),
-            "sha256": stored.sha256,
+            "record_path": str(model.record_path),
+            "manifest_path": str(model.manifest_path),
+            "sha256": model.sha256,
         },
         "predict_command": (
-            f"python flows/predict.py --model {shlex.quote(str(stored.manifest_path))} "
+            f"python flows/predict.py --model {shlex.quote(str(model.manifest_path))} "
             "--data YOUR.csv"
         ),
         "timings": {
@@ -212,8 +221,8 @@ def publish(
         logger.warning(outage)
     artifacts.publish(summary)
     title = f"train-flow run {flow_run.name}: {data.source}, {opts.runner} runner"
-    folder = stored.record_path.parent
+    folder = model.record_path.parent
     summary["comparison_chart"] = publish_chart(
-        ranked, manifest["classes"], opts.metric, folder, title
+        ranked, stored.manifest["classes"], opts.metric, folder, title
     )
     return summary
