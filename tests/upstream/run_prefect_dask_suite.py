@@ -42,7 +42,8 @@ DIFFERENCES: dict[str, str] = {
     ),
 }
 # Deselected only where Dask sizes upstream's LocalCluster below this many threads in all
-# (distributed.system.CPU_COUNT: cores, affinity and cgroup quota); run everywhere else.
+# (dask.system.CPU_COUNT, what LocalCluster sizes itself by: cores, affinity, cgroup
+# quota); run everywhere else.
 MIN_CORES: dict[str, int] = {"TestDaskTaskRunner::test_as_completed_yields_correct_order": 3}
 # A hung test stops at TEST_TIMEOUT_S; anything else that hangs (a fixture, teardown,
 # a process that never exits) at SUITE_TIMEOUT_S.
@@ -127,7 +128,7 @@ def main(argv: list[str]) -> int:
             PREFECT_SERVER_ANALYTICS_ENABLED="false",
             DO_NOT_TRACK="1",
         )
-        from distributed.system import CPU_COUNT
+        from dask.system import CPU_COUNT
 
         skipped = {} if stock else deselected(CPU_COUNT)
         command = [sys.executable, "-m", "pytest", "tests/test_task_runners.py"]
