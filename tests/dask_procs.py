@@ -15,14 +15,15 @@ from tests.conftest import ROOT, free_port
 
 DASK = str(Path(sys.executable).with_name("dask"))
 PROJECT_ENV = ("PYTHONPATH",)
-# A worker as on another machine: no Prefect settings from this shell.
-DROPPED = ("PREFECT_API_URL", "PREFECT_HOME")
+# A worker as on another machine: no Prefect setting from this shell (PREFECT_API_URL,
+# PREFECT_HOME and every other PREFECT_* variable), and a Prefect home of its own.
+DROPPED_PREFIX = "PREFECT_"
 
 
 def worker_env(tmp: Path, keep_project: bool = True) -> dict[str, str]:
     """A worker's environment; with the project, the repo root is importable too, so a
     ``--preload tests.…`` module (test-only models) loads on a clean clone."""
-    env = {k: v for k, v in os.environ.items() if k not in DROPPED}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(DROPPED_PREFIX)}
     env["PREFECT_HOME"] = str(tmp / "worker-prefect-home")
     if keep_project:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import socket
+import sqlite3
 from pathlib import Path
 
 import pandas as pd
@@ -180,7 +181,8 @@ def test_train_on_csv_with_dask_then_predict(run_cli, tmp_path, good_csv):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout)
-    assert sorted(r["model"] for r in summary["rows"]) == ["logreg", "nb", "rf"]
+    statuses = {r["model"]: r["status"] for r in summary["rows"]}
+    assert statuses == {"logreg": "ok", "nb": "ok", "rf": "ok"}, summary["rows"]
     assert summary["flow_run_url"].startswith("http://127.0.0.1:")
     assert "[3/3]" in result.stderr
 
@@ -209,7 +211,47 @@ def test_help_lists_runners_and_models(run_cli):
     assert "sequential" in result.stdout and "hgb" in result.stdout
 
 
-def test_sqlite_has_json1():
-    from prefect_sklearn_dask.server.process import check_sqlite_json1
+class WithoutJson1:
+    """A real SQLite connection on which ``json_each`` does not exist, as in a SQLite
+    built without JSON1: the query reaches SQLite under a name it does not know."""
 
-    check_sqlite_json1()  # raises a UserError with the fix where JSON1 is missing
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._connection = connection
+
+    def execute(self, sql: str, *args):
+        return self._connection.execute(sql.replace("json_each", "json_each_absent"), *args)
+
+    def __getattr__(self, name: str):
+        return getattr(self._connection, name)
+
+
+def test_sqlite_has_json1(monkeypatch, tmp_path):
+    """This Python's SQLite has JSON1 (Prefect's schema needs it); where it lacks it, the
+    server is not started and the error names the fix."""
+    from prefect_sklearn_dask.ml.errors import UserError
+    from prefect_sklearn_dask.server.process import (
+        check_sqlite_json1,
+        port_in_use,
+        start_server,
+        stop_server,
+    )
+
+    rows = sqlite3.connect(":memory:").execute("SELECT value FROM json_each('[1, 2]')")
+    assert rows.fetchall() == [(1,), (2,)]
+    assert check_sqlite_json1() is None
+
+    connect = sqlite3.connect
+    monkeypatch.setattr(sqlite3, "connect", lambda *a, **k: WithoutJson1(connect(*a, **k)))
+    monkeypatch.delenv("PREFECT_API_DATABASE_CONNECTION_URL", raising=False)
+    with pytest.raises(UserError) as raised:
+        check_sqlite_json1()
+    message = str(raised.value)
+    assert f"this Python's SQLite ({sqlite3.sqlite_version}) lacks the JSON1 extension" in message
+    assert "PREFECT_API_DATABASE_CONNECTION_URL" in message
+    port = free_port()
+    try:
+        with pytest.raises(UserError, match="lacks the JSON1 extension"):
+            start_server(port=port, home=tmp_path)
+        assert not (tmp_path / "server.pid").exists() and not port_in_use("127.0.0.1", port)
+    finally:
+        stop_server(tmp_path)  # only if the check let a server start

@@ -25,6 +25,7 @@ from tests.records import read_task_runs, wait_for_task_runs
 
 SLOW_DATA = "synthetic:n_samples=8000,n_features=30"
 REUSED = re.compile(r"reused (\d+) of (\d+) fits from cache")
+TRAINING = re.compile(r"training (\w+) on \S+ \(pid (\d+)\)")
 
 
 def wait_for(condition, timeout: float, what: str, interval: float = 0.05):
@@ -40,6 +41,24 @@ def wait_for(condition, timeout: float, what: str, interval: float = 0.05):
 def cached_fits(storage: Path) -> list[Path]:
     folder = storage / CACHE_DIR
     return [p for p in folder.iterdir() if p.is_file()] if folder.is_dir() else []
+
+
+def fitting(client) -> dict[str, list[str]]:
+    """The fits executing now, by worker address: ``train-model`` task keys in a worker's
+    executing set (not the runner's warm-up, not a fit merely queued on a worker)."""
+
+    def executing(dask_worker) -> list[str]:
+        keys = (str(ts.key) for ts in dask_worker.state.executing)
+        return [k for k in keys if k.startswith("train-model-")]
+
+    return {worker: keys for worker, keys in client.run(executing).items() if keys}
+
+
+def fits_started(folder: Path) -> list[tuple[str, int]]:
+    """(model, pid) of every ``training <model> on <host> (pid <pid>)`` line in the
+    ``dask worker`` logs of ``folder`` (tests/dask_procs.py), the fit task's first line."""
+    lines = "".join(log.read_text(errors="replace") for log in sorted(folder.glob("worker*.log")))
+    return [(model, int(pid)) for model, pid in TRAINING.findall(lines)]
 
 
 @pytest.mark.slow
@@ -104,12 +123,13 @@ def test_a_sigkilled_dask_worker_loses_nothing(run_cli, start_cli, prefect_api, 
         args += ["--models", ",".join(models), "--storage", str(storage), "--json"]
         process = start_cli("flows/train.py", *args, name="run")
         with Client(address, set_as_default=False, timeout=30) as client:
-            busy = wait_for(
-                lambda: [w for w, keys in client.processing().items() if keys],
-                180,
-                "a worker running a fit",
-            )
-            pid = client.run(os.getpid, workers=busy[:1])[busy[0]]
+            busy = next(iter(wait_for(lambda: fitting(client), 180, "a worker running a fit")))
+            pid = client.run(os.getpid, workers=[busy])[busy]
+            killed = wait_for(
+                lambda: [m for m, p in fits_started(tmp_path) if p == pid],
+                60,
+                f"the fit's first log line from worker pid {pid}",
+            )[0]
             os.kill(pid, signal.SIGKILL)
             process.wait(timeout=240)
     stderr = (tmp_path / "run.err").read_text()
@@ -121,6 +141,9 @@ def test_a_sigkilled_dask_worker_loses_nothing(run_cli, start_cli, prefect_api, 
     runs = wait_for_task_runs(summary["flow_run_id"], len(models))
     assert sorted(t.name for t in runs) == sorted(f"train-{m}" for m in models)
     assert all(t.state.is_completed() for t in runs)
+    # the model whose worker was killed mid-fit trained again, in another process
+    again = [p for m, p in fits_started(tmp_path) if m == killed and p != pid]
+    assert again, f"{killed} (killed in pid {pid}) never started again: {fits_started(tmp_path)}"
 
 
 @pytest.mark.slow
@@ -144,11 +167,6 @@ def test_ctrl_c_shuts_the_cluster_down_and_leaves_no_partial_files(start_cli, tm
     assert not leftovers
     for record in storage.rglob("best-model.joblib"):
         assert record.with_name("best-model.json").is_file()
-
-
-def fitting(client) -> bool:
-    """A fit (not the runner's warm-up) is running on some worker."""
-    return any(k.startswith("train-model") for keys in client.processing().values() for k in keys)
 
 
 def test_a_scheduler_lost_during_the_warm_up_fails_at_once(prefect_api, tmp_path):
@@ -191,11 +209,17 @@ def test_a_lost_scheduler_fails_fast_in_one_line_and_a_rerun_resumes(start_cli, 
 
         process = start_cli("flows/train.py", *common, "--address", address, name="lost")
         with Client(address, set_as_default=False, timeout=30) as client:
-            wait_for(lambda: any(client.processing().values()), 180, "a worker running a fit")
+            wait_for(
+                lambda: cached_fits(storage) and fitting(client),
+                180,
+                "a finished fit and another one running",
+            )
         os.killpg(procs["scheduler"].pid, signal.SIGKILL)
         killed = time.monotonic()
         process.wait(timeout=60)
         took = time.monotonic() - killed
+    finished = len(cached_fits(storage))  # the workers are stopped: nothing more is written
+    assert 1 <= finished < 5, f"the scheduler was lost after {finished} of 5 fits"
     stderr = (tmp_path / "lost.err").read_text()
     assert process.returncode == 1, stderr[-3000:]
     assert took < 15, f"the run took {took:.1f} s to notice"
@@ -208,6 +232,9 @@ def test_a_lost_scheduler_fails_fast_in_one_line_and_a_rerun_resumes(start_cli, 
     assert again.returncode == 0, again.stderr[-3000:]
     summary = json.loads(again.stdout)
     assert all(r["status"] == "ok" for r in summary["rows"]) and len(summary["rows"]) == 5
+    assert summary["cache"]["reused"] == finished
+    assert f"reused {finished} of 5 fits from cache" in again.stderr
+    assert summary["cache"]["said"].startswith(f"resumed: reused {finished} of 5 fits")
 
 
 @pytest.mark.slow

@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from distributed import LocalCluster
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter
 
 from prefect_sklearn_dask.flow.artifacts import REPORT_KEY, TABLE_KEY
 from prefect_sklearn_dask.flow.model_store import load_model
 from prefect_sklearn_dask.flow.train_flow import train_flow
+from tests.dask_procs import dask_cluster
 from tests.records import wait_for_task_runs
 
 MODELS = ["rf", "logreg", "knn", "nb"]
@@ -103,16 +103,14 @@ def test_best_model_reloads_with_its_hash_and_predicts(summaries):
 
 
 def test_server_sees_every_task_run_of_a_remote_cluster(prefect_api, tmp_path):
-    """The upstream trap: workers reporting to their own temporary servers."""
-    with LocalCluster(
-        n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=":0"
-    ) as cluster:
+    """The upstream trap: workers reporting to their own temporary servers.
+
+    The workers are ``dask worker`` processes started without any PREFECT_* variable (a
+    LocalCluster's workers would inherit this process's PREFECT_API_URL and never meet
+    the trap): only the flow can tell them where its server is."""
+    with dask_cluster(tmp_path, n_workers=2) as address:
         summary = train_flow(
-            dataset="iris",
-            models=MODELS,
-            runner="dask",
-            address=cluster.scheduler_address,
-            storage=str(tmp_path),
+            dataset="iris", models=MODELS, runner="dask", address=address, storage=str(tmp_path)
         )
 
     task_runs = wait_for_task_runs(summary["flow_run_id"], len(MODELS))

@@ -4,6 +4,7 @@ and the thread waits on its stop event (so the flow run ends when its work does)
 from __future__ import annotations
 
 import inspect
+import itertools
 import sys
 import time
 
@@ -71,16 +72,27 @@ def _stack(frame):
         frame = frame.f_back
 
 
-@flow(name="heartbeat-probe")
-def heartbeat_probe(seconds: float) -> tuple[str, str | None]:
-    deadline = time.monotonic() + 30
-    # The first heartbeat is sent as the run starts; look once the thread is idle.
+# (started, ended) of every heartbeat this process emitted, by the spy in the test below
+EMITTED: list[tuple[float, float]] = []
+
+
+def _wait_idle(deadline: float) -> str | None:
+    """What the heartbeat thread calls once it is not emitting (or at the deadline)."""
     while (calling := _heartbeat_thread_call()) == "_emit_flow_run_heartbeat":
         if time.monotonic() > deadline:
             break
+        time.sleep(0.01)
+    return calling
+
+
+@flow(name="heartbeat-probe")
+def heartbeat_probe(heartbeats: int) -> tuple[str, str | None]:
+    """Run until the thread has emitted ``heartbeats`` (not for a fixed time: under load
+    an emission takes longer), then say what the idle thread is calling."""
+    deadline = time.monotonic() + 30
+    while len(EMITTED) < heartbeats and time.monotonic() < deadline:
         time.sleep(0.05)
-    time.sleep(seconds)
-    return str(flow_run.id), calling
+    return str(flow_run.id), _wait_idle(deadline)
 
 
 def _heartbeats(api: str, flow_run_id: str, expected: int, timeout: float = 30) -> int:
@@ -106,11 +118,28 @@ def _heartbeats(api: str, flow_run_id: str, expected: int, timeout: float = 30) 
 def test_heartbeats_keep_their_cadence_and_the_thread_waits_on_its_stop_event(
     prefect_api, monkeypatch
 ):
+    """Heartbeats go out one interval apart, measured between the end of one emission
+    and the start of the next (the emissions themselves slow down under load)."""
     # Prefect's floor is 30 s; one second here so a short run shows the cadence.
-    monkeypatch.setattr(engine, "MINIMUM_HEARTBEAT_INTERVAL", 1)
-    monkeypatch.setattr(engine.BaseFlowRunEngine, "heartbeat_seconds", property(lambda _: 1))
-    flow_run_id, calling = heartbeat_probe(2.6)
+    interval = 1
+    monkeypatch.setattr(engine, "MINIMUM_HEARTBEAT_INTERVAL", interval)
+    monkeypatch.setattr(engine.BaseFlowRunEngine, "heartbeat_seconds", property(lambda _: interval))
+    emit = engine.BaseFlowRunEngine._emit_flow_run_heartbeat
+
+    def timed_emit(self, *args, **kwargs):  # the real emission, timed
+        started = time.monotonic()
+        try:
+            return emit(self, *args, **kwargs)
+        finally:
+            EMITTED.append((started, time.monotonic()))
+
+    monkeypatch.setattr(engine.BaseFlowRunEngine, "_emit_flow_run_heartbeat", timed_emit)
+    EMITTED.clear()
+    flow_run_id, calling = heartbeat_probe(3)
     # Idle in Event.wait, which its stop event ends, not in time.sleep (a C call: None).
     assert calling == "wait"
     assert not _heartbeat_thread_alive()  # joined at exit
-    assert _heartbeats(prefect_api, flow_run_id, expected=3) >= 3
+    assert len(EMITTED) >= 3, EMITTED
+    pauses = [later[0] - earlier[1] for earlier, later in itertools.pairwise(EMITTED)]
+    assert all(pause >= 0.9 * interval for pause in pauses), pauses  # waits the interval
+    assert _heartbeats(prefect_api, flow_run_id, expected=len(EMITTED)) >= 3

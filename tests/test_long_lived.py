@@ -78,7 +78,17 @@ def test_a_second_start_is_refused(run_cli, long_lived):
 
 
 def test_runner_dask_reuses_it_and_says_so(run_cli, long_lived, tmp_path):
+    """The run connects to the cluster instead of starting one, so its runner start costs
+    a few round trips to that scheduler (connect, check and warm the workers)."""
+    from distributed import Client
+
     _, state, _ = long_lived
+    # The reference: one connection and one round trip to every worker, measured now, so
+    # the budget grows with the load other test workers put on the machine.
+    started = time.monotonic()
+    with Client(state.address, set_as_default=False, timeout=30) as client:
+        client.run(os.getpid)
+    budget = 2.0 + 4 * (time.monotonic() - started)
     result = run_cli(
         "flows/train.py",
         *("--runner", "dask", "--dataset", "iris", "--models", "nb,logreg"),
@@ -88,7 +98,8 @@ def test_runner_dask_reuses_it_and_says_so(run_cli, long_lived, tmp_path):
     assert f"reusing the long-lived Dask cluster at {state.address}" in result.stderr
     summary = json.loads(result.stdout)
     assert summary["dashboard_url"] == state.dashboard_url
-    assert summary["timings"]["runner_start_seconds"] < 2.0
+    took = summary["timings"]["runner_start_seconds"]
+    assert took < budget, f"runner start {took:.2f} s, budget {budget:.2f} s"
     assert summary["dask_cluster"] == f"scheduler at {state.address}"
 
 

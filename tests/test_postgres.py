@@ -1,7 +1,8 @@
 """The Prefect server on PostgreSQL (asyncpg), chosen by one connection URL.
 
 Runs against a real PostgreSQL started for the test (``initdb`` + ``pg_ctl`` on
-127.0.0.1); skipped, with the reason, where PostgreSQL is not installed.
+127.0.0.1); skipped, with the reason, where PostgreSQL is not installed (a failure under
+CI=true, where .ci/run installs it: tests/ci_skips.py).
 """
 
 from __future__ import annotations

@@ -7,9 +7,12 @@ thread fan-out) must pick what ``GridSearchCV`` / ``RandomizedSearchCV`` /
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import pickle
 import re
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -172,19 +175,44 @@ def test_bytes_per_fit_do_not_grow_with_the_data():
     assert abs(sizes[0] - sizes[1]) <= 4 and sizes[0] < 2000, sizes
 
 
-def test_fit_key_changes_with_what_changes_the_fit(ref, tmp_path):
-    job = FitJob("logreg", {"C": 1.0}, Fold(CV, 0, SEED), "f1_macro", 0)
+def test_fit_key_changes_with_what_changes_the_fit(ref, tmp_path, monkeypatch):
+    """``fit_key``'s rule: what changes the score changes the key; the candidate's and
+    round's positions, the parameters' order and the process that asks do not."""
+    job = FitJob("logreg", {"C": 1.0, "max_iter": 200}, Fold(CV, 0, SEED), "f1_macro", 0)
     key = fit_cache.fit_key(ref, job)
-    assert fit_cache.fit_key(ref, FitJob("logreg", {"C": 1.0}, Fold(CV, 0, SEED), "f1_macro", 5))
+    same = (
+        dataclasses.replace(job, candidate=5),
+        dataclasses.replace(job, iteration=2),
+        dataclasses.replace(job, params={"max_iter": 200, "C": 1.0}),
+    )
+    for twin in same:
+        assert fit_cache.fit_key(ref, twin) == key, twin
+    assert fit_cache.fit_key(dataclasses.replace(ref), job) == key
+    other_data = dataclasses.replace(ref, fingerprint="0" * 64)
+    assert fit_cache.fit_key(other_data, job) != key
     for other in (
-        FitJob("logreg", {"C": 2.0}, Fold(CV, 0, SEED), "f1_macro", 0),
-        FitJob("logreg", {"C": 1.0}, Fold(CV, 1, SEED), "f1_macro", 0),
-        FitJob("logreg", {"C": 1.0}, Fold(CV, 0, 1), "f1_macro", 0),
-        FitJob("logreg", {"C": 1.0}, Fold(5, 0, SEED), "f1_macro", 0),
-        FitJob("logreg", {"C": 1.0}, Fold(CV, 0, SEED, 100), "f1_macro", 0),
-        FitJob("logreg", {"C": 1.0}, Fold(CV, 0, SEED), "accuracy", 0),
+        dataclasses.replace(job, model="lda"),
+        dataclasses.replace(job, params={"C": 2.0, "max_iter": 200}),
+        dataclasses.replace(job, fold=Fold(CV, 1, SEED)),
+        dataclasses.replace(job, fold=Fold(CV, 0, 1)),
+        dataclasses.replace(job, fold=Fold(5, 0, SEED)),
+        dataclasses.replace(job, fold=Fold(CV, 0, SEED, 100)),
+        dataclasses.replace(job, scoring="accuracy"),
     ):
         assert fit_cache.fit_key(ref, other) != key, other
+    with monkeypatch.context() as patched:
+        patched.setattr(fit_cache, "CODE_VERSION", "changed-code")
+        assert fit_cache.fit_key(ref, job) != key
+    # another process (a Dask worker) finds the same file
+    code = (
+        "import sys, pickle; from prefect_sklearn_dask.flow import fit_cache; "
+        "print(fit_cache.fit_key(*pickle.loads(bytes.fromhex(sys.argv[1]))))"
+    )
+    blob = pickle.dumps((ref, job)).hex()
+    elsewhere = subprocess.run(
+        [sys.executable, "-c", code, blob], capture_output=True, text=True, check=True
+    )
+    assert elsewhere.stdout.strip() == key
     assert fit_cache.load(str(tmp_path), key) is None
     result = fit_cache.fit_and_store(ref, job, str(tmp_path))
     assert fit_cache.load(str(tmp_path), key) == result

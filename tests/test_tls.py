@@ -35,7 +35,8 @@ def test_flow_runs_on_a_tls_scheduler(run_cli, tls_scheduler, tls_files, tmp_pat
     )
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout)
-    assert sorted(r["model"] for r in summary["rows"]) == ["logreg", "nb"]
+    statuses = {r["model"]: r["status"] for r in summary["rows"]}
+    assert statuses == {"logreg": "ok", "nb": "ok"}, summary["rows"]
 
 
 def _bad_cases(tmp_path, files, scheduler):

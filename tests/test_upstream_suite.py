@@ -1,5 +1,6 @@
 """The prefect-dask suite runner (tests/upstream/run_prefect_dask_suite.py), without the suite:
-every deselected upstream test is explained in the README, and no sdist means a failure."""
+every deselected upstream test is explained in the README (and deselected only where it
+cannot run), no sdist means a failure, and a run that hangs is stopped."""
 
 from __future__ import annotations
 
@@ -41,3 +42,30 @@ def test_no_package_index_is_a_failure_that_says_so(tmp_path):
     assert done.returncode == 1
     assert "error: could not download the prefect-dask==" in done.stderr
     assert "(offline?)" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_three_thread_test_is_deselected_only_below_three_cores():
+    script = _script()
+    test = "TestDaskTaskRunner::test_as_completed_yields_correct_order"
+    assert test in script.deselected(2)
+    assert test not in script.deselected(3) and test not in script.deselected(16)
+
+
+def test_a_run_past_its_bound_is_stopped_with_its_children(tmp_path, capsys):
+    """The whole upstream run is bounded: a hung pytest and what it started are killed."""
+    import time
+
+    import psutil
+
+    pid_file = tmp_path / "child.pid"
+    hang = (
+        "import subprocess, sys, time; "
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+        f"open({str(pid_file)!r}, 'w').write(str(child.pid)); time.sleep(60)"
+    )
+    started = time.monotonic()
+    code = _script().run_bounded([sys.executable, "-c", hang], tmp_path, dict(os.environ), 4)
+    assert code == 1 and time.monotonic() - started < 20
+    assert "error: prefect-dask's suite ran past 4 s and was stopped" in capsys.readouterr().err
+    child = int(pid_file.read_text())
+    assert not psutil.pid_exists(child) or psutil.Process(child).status() == "zombie"
