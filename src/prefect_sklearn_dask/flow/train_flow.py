@@ -44,7 +44,8 @@ from prefect_sklearn_dask.ml.registry import DEFAULT_MODELS, by_cost, parse_mode
 from prefect_sklearn_dask.notify.improved import announce_improvement
 
 Metric = Literal["f1_macro", "accuracy", "roc_auc"]
-Search = Literal["none", "grid", "random", "halving"]
+Search = Literal["none", "grid", "random", "halving", "optuna"]
+Pruner = Literal["median", "hyperband", "none"]
 CONCURRENCY_LIMIT = "train-model"
 FAILURE_KEY = "train-flow-failure"
 
@@ -205,6 +206,7 @@ def train_flow(
     search: Search = "none",
     n_iter: int = 10,
     search_space: dict[str, dict[str, Any]] | None = None,
+    pruner: Pruner = "median",
 ) -> dict[str, Any]:
     """Train ``models`` on ``dataset`` with ``runner``, publish the comparison, persist the best.
 
@@ -226,6 +228,7 @@ def train_flow(
     task run: ``n_iter`` candidates (random/halving) x ``cv`` folds (3 if 0) from the
     registry's space or ``search_space`` ({model: {param: [values] or "loguniform(a, b)"}}),
     the fits as plain Dask work (or threads), the winner refit and scored on the test set.
+    ``optuna``: ``n_iter`` TPE trials, ``pruner`` stopping poor ones between folds.
 
     Returns a JSON-able summary: rows, best model, where it is stored, URLs, timings.
     """
@@ -236,7 +239,9 @@ def train_flow(
     dropped_before = faults.EVENT_DROPS.dropped
     logger = get_run_logger()
     names = parse_models(models)
-    searching = search_inputs(search, n_iter, cv, search_space, seed, metric, max_concurrent)
+    searching = search_inputs(
+        search, n_iter, cv, search_space, seed, metric, max_concurrent, pruner, names
+    )
     data = prepare(dataset, target, test_size, seed)
     logger.info(
         f"dataset {data.source}: {data.n_rows} rows x {data.n_features} features, "
