@@ -7,7 +7,6 @@ trials must not depend on it.
 
 from __future__ import annotations
 
-import math
 import random
 
 import pytest
@@ -114,6 +113,12 @@ def test_a_stored_study_resumes_with_its_finished_trials(ref, tmp_path):
     again = run_study(more, to_optuna("tree", SPACE), OrderedRunner(ref, "first"))
     assert [t.resumed for t in again.trials] == [True] * 4 + [False] * 2
     assert trials(again)[:4] == trials(first) and again.n_fits <= 2 * 3
+    fresh = run_study(
+        StudyPlan(**{**more.__dict__, "storage": None}),
+        to_optuna("tree", SPACE),
+        OrderedRunner(ref, "first"),
+    )
+    assert trials(again) == trials(fresh)  # as if the first run had not stopped
 
 
 def test_registry_spaces_map_onto_optuna():

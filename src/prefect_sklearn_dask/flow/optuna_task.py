@@ -185,10 +185,10 @@ def optuna_search(
     resumed = sum(t.resumed for t in outcome.trials)
     if folds.repeated:
         logger.info(f"{model}: {folds.repeated} fits repeated a point tried before (read back)")
-    if resumed or outcome.interrupted:
+    if resumed:
         logger.info(
-            f"{model}: resumed study {plan.study_name}: {resumed} trials finished earlier, "
-            f"{outcome.interrupted} interrupted trials asked again"
+            f"{model}: resumed study {plan.study_name}: {resumed} trials finished earlier "
+            "(read from the study, not refitted)"
         )
     seconds = time.perf_counter() - started
     pruned, failed = outcome.count("pruned"), outcome.count("failed")

@@ -31,10 +31,10 @@ The price: a trial that runs long holds back the ``ask`` of the trials behind it
 trials, and with the seed the run is reproducible, which ``tell`` in finishing order
 would not be.
 
-A study kept in a database (``storage``: ``sqlite:///...``) resumes: a re-run loads it
-(``load_if_exists``), counts its finished trials towards ``n_iter``, marks the trials a
-killed run left running as failed and asks their parameters again first (their
-finished folds come back from the fit cache, not from a refit).
+A study kept in a database (``storage``: ``sqlite:///...``, :class:`_StoredStudy`)
+resumes: a re-run loads it (``load_if_exists``) and, the driver being deterministic,
+replays the same asks, answering the stored trials' folds from the database; the first
+trial it does not hold is new work. The driver itself asks and tells an in-memory copy.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Hashable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, Protocol
@@ -91,7 +92,7 @@ class TrialRecord:
     scores: list[float]
     fit_seconds: list[float]
     error: str | None = None
-    resumed: bool = False  # finished by an earlier run of this study
+    resumed: bool = False  # taken whole from the stored study (an earlier run's)
 
     @property
     def value(self) -> float:
@@ -105,8 +106,7 @@ class StudyOutcome:
     """All trials of the study (this run's and earlier runs'), in trial order."""
 
     trials: list[TrialRecord]
-    interrupted: int = 0  # trials a killed run left running, asked again
-    n_fits: int = 0  # folds fitted or read back by this run
+    n_fits: int = 0  # folds this run sent out (fitted, or read back from the fit cache)
     history: list[dict[str, Any]] = field(default_factory=list)
 
     def count(self, state: str) -> int:
@@ -181,54 +181,95 @@ class _OrderedPruner:
         )
 
 
+def _rdb(url: str):
+    """Optuna's RDB storage; on SQLite in WAL mode with ``synchronous=NORMAL``, so a
+    commit costs no fsync and still survives the process being killed (what resuming is
+    for); only an OS crash can lose the last commits."""
+    from optuna.storages import RDBStorage
+    from sqlalchemy import event
+
+    storage = RDBStorage(url)
+    if url.startswith("sqlite"):
+
+        def pragmas(connection: Any, _record: Any) -> None:
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        event.listen(storage.engine, "connect", pragmas)
+        storage.engine.dispose()  # the connection the schema was made on had the defaults
+    return storage
+
+
+class _StoredStudy:
+    """The study in its database: finished trials only, written in trial order.
+
+    The driver works on an in-memory copy (a report, a prune check and a tell per fold
+    against SQLite measured ~120-170 ms per fold on the loaded 2-core machine, against
+    ~14 ms in memory) and writes each trial here once, when it is told. Tells are in
+    trial order, so after a kill the database holds trials ``0 .. k - 1``: a re-run
+    replays the same asks (same seed, same views), takes those trials' fold scores from
+    here instead of fitting, and goes on from trial ``k``; a trial that was running
+    when the run died is asked again with the same parameters, and the folds it had
+    finished come from the fit cache.
+    """
+
+    def __init__(self, url: str, name: str) -> None:
+        import optuna
+
+        self.study = optuna.create_study(
+            study_name=name, storage=_rdb(url), direction="maximize", load_if_exists=True
+        )
+        self.trials = {
+            t.number: t
+            for t in self.study.get_trials(deepcopy=False)
+            if t.state.is_finished() and FOLD_SCORES in t.user_attrs
+        }
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="optuna-study")
+        self._pending: list[Future] = []
+
+    def fold(self, number: int, params: dict[str, Any], k: int) -> FitResult | None:
+        """Fold ``k`` of trial ``number`` as stored, if that trial had these params."""
+        stored = self.trials.get(number)
+        if stored is None or stored.params != params:
+            return None
+        scores = stored.user_attrs[FOLD_SCORES]
+        if k >= len(scores):
+            return None
+        seconds = stored.user_attrs.get(FIT_SECONDS, [0.0] * len(scores))
+        return FitResult(number, 0, k, float(scores[k]), float(seconds[k]), 0.0)
+
+    def add(self, trial: Any) -> None:
+        """Keep a finished trial (a trial replayed from here is not written twice).
+
+        Written by one background thread, in order (~65 ms a trial on the loaded
+        machine): the driver asks the next trial meanwhile. Nothing reads the
+        database during the run.
+        """
+        if trial.number not in self.trials:
+            self._pending.append(self._writer.submit(self.study.add_trial, trial))
+
+    def close(self) -> None:
+        """Wait for the writes (re-raising a failed one), then stop the writer."""
+        try:
+            for write in self._pending:
+                write.result()
+        finally:
+            self._writer.shutdown()
+
+
 def open_study(plan: StudyPlan):
-    """Create or load the study (``load_if_exists``) with its ordered pruner."""
+    """The in-memory study the driver asks and tells, with its ordered pruner."""
     import optuna
 
     optuna.logging.set_verbosity(logging.WARNING)  # the search logs its own progress
-    storage = optuna.storages.get_storage(plan.storage)
+    storage = optuna.storages.InMemoryStorage()
     gate = _OrderedPruner(make_pruner(plan.pruner, plan.cv), storage)
     study = optuna.create_study(
-        study_name=plan.study_name,
-        storage=storage,
-        direction="maximize",
-        load_if_exists=True,
-        pruner=gate,
+        study_name=plan.study_name, storage=storage, direction="maximize", pruner=gate
     )
     return study, gate
-
-
-def _record(trial: Any, decode: Callable[[dict], dict], resumed: bool) -> TrialRecord:
-    state = {"COMPLETE": "complete", "PRUNED": "pruned"}.get(trial.state.name, "failed")
-    return TrialRecord(
-        number=trial.number,
-        state=state,
-        params=decode(trial.params),
-        scores=list(trial.user_attrs.get(FOLD_SCORES, [])),
-        fit_seconds=list(trial.user_attrs.get(FIT_SECONDS, [])),
-        error=trial.user_attrs.get(ERROR),
-        resumed=resumed,
-    )
-
-
-def _resume(study: Any) -> tuple[list[Any], int]:
-    """Finished trials of earlier runs, and how many a killed run left running.
-
-    Those are told ``FAIL`` (without fold scores: not counted as trials) and their
-    parameters enqueued, so the next asks try them again, folds from the fit cache.
-    """
-    from optuna.trial import TrialState
-
-    stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    for trial in stale:
-        study.tell(trial.number, state=TrialState.FAIL)
-        study.enqueue_trial(trial.params, skip_if_exists=False)
-    finished = [
-        t
-        for t in study.get_trials(deepcopy=False)
-        if t.state.is_finished() and FOLD_SCORES in t.user_attrs
-    ]
-    return finished, len(stale)
 
 
 @dataclass
@@ -239,6 +280,7 @@ class _Live:
     fit_seconds: list[float] = field(default_factory=list)
     state: str | None = None
     error: str | None = None
+    resumed: bool = False
 
 
 def run_study(
@@ -247,7 +289,7 @@ def run_study(
     runner: FoldRunner,
     on_trial: Callable[[TrialRecord, StudyOutcome], None] | None = None,
 ) -> StudyOutcome:
-    """Run ``plan.n_iter`` trials (counting those a stored study already has).
+    """Run ``plan.n_iter`` trials (those a stored study has are replayed, not refitted).
 
     ``on_trial`` is called as each trial is told, in trial order (progress lines).
     """
@@ -255,42 +297,45 @@ def run_study(
     from optuna.trial import TrialState
 
     study, gate = open_study(plan)
-    earlier, interrupted = _resume(study)
-    outcome = StudyOutcome([_record(t, space.decode, True) for t in earlier], interrupted)
-    to_ask = max(0, plan.n_iter - len(earlier))
+    stored = _StoredStudy(plan.storage, plan.study_name) if plan.storage else None
+    outcome = StudyOutcome([])
     asked: list[_Live] = []
-    told = 0
     startup = startup_trials(plan.n_iter)
+    ready: list[tuple[tuple[int, int], FitResult]] = []
 
     def ask() -> None:
-        number = len(study.get_trials(deepcopy=False))  # the new trial's number if sampled
+        number = len(asked)
         study.sampler = TPESampler(
             seed=trial_seed(plan.seed, number), n_startup_trials=startup, constant_liar=True
         )
         trial = study.ask(space.distributions)
-        horizon = asked[told].trial.number if told < len(asked) else trial.number
-        gate.horizon[trial.number] = horizon
-        asked.append(_Live(trial, space.decode(trial.params)))
-        submit(len(asked) - 1, 0)
+        # the pruner of this trial sees the trials told by now: all before the first
+        # one still untold
+        told = len(outcome.trials)
+        gate.horizon[trial.number] = asked[told].trial.number if told < len(asked) else number
+        resumed = stored is not None and number in stored.trials
+        asked.append(_Live(trial, space.decode(trial.params), resumed=resumed))
+        submit(number, 0)
 
     def submit(index: int, k: int) -> None:
         live = asked[index]
+        kept = stored.fold(index, live.trial.params, k) if stored else None
+        if kept is not None:
+            ready.append(((index, k), kept))
+            return
+        live.resumed = False  # this trial needs fits: it is (partly) new work
         fold = Fold(plan.cv, k, plan.seed)
-        runner.submit(
-            (index, k), FitJob(plan.model, live.params, fold, plan.scoring, live.trial.number)
-        )
+        runner.submit((index, k), FitJob(plan.model, live.params, fold, plan.scoring, index))
 
     def top_up() -> None:
-        nonlocal to_ask
-        while to_ask and len(asked) - told < plan.parallel:
-            to_ask -= 1
+        while len(asked) < plan.n_iter and len(asked) - len(outcome.trials) < plan.parallel:
             ask()
 
-    def finish(index: int, k: int, result: FitResult) -> None:
+    def finish(index: int, k: int, result: FitResult, fitted: bool) -> None:
         live = asked[index]
         live.scores.append(result.score)
         live.fit_seconds.append(result.fit_seconds)
-        outcome.n_fits += 1
+        outcome.n_fits += fitted
         if math.isnan(result.score):
             live.state, live.error = "failed", result.error or "the fold scored NaN"
             return
@@ -313,22 +358,39 @@ def run_study(
         else:
             state = TrialState.PRUNED if live.state == "pruned" else TrialState.FAIL
             study.tell(trial, state=state)
+        if stored is not None:
+            stored.add(study.get_trials(deepcopy=False)[trial.number])
         record = TrialRecord(
-            trial.number, live.state, live.params, live.scores, live.fit_seconds, live.error
+            trial.number,
+            live.state,
+            live.params,
+            live.scores,
+            live.fit_seconds,
+            live.error,
+            resumed=live.resumed,
         )
         outcome.trials.append(record)
         if on_trial:
             on_trial(record, outcome)
 
-    top_up()
-    while told < len(asked):
-        for (index, k), result in runner.completed():
-            finish(index, k, result)
-        while told < len(asked) and asked[told].state:
-            tell(asked[told])
-            told += 1
-            top_up()  # trial i is asked right after trial i - parallel is told
-    outcome.trials.sort(key=lambda t: t.number)
+    def drive() -> None:
+        top_up()
+        while len(outcome.trials) < len(asked):
+            while ready:  # answered from the stored study, no fit
+                (index, k), result = ready.pop(0)
+                finish(index, k, result, fitted=False)
+            if not ready and any(live.state is None for live in asked):
+                for (index, k), result in runner.completed():
+                    finish(index, k, result, fitted=True)
+            while len(outcome.trials) < len(asked) and asked[len(outcome.trials)].state:
+                tell(asked[len(outcome.trials)])
+                top_up()  # trial i is asked right after trial i - parallel is told
+
+    try:
+        drive()
+    finally:
+        if stored is not None:
+            stored.close()
     outcome.history = history(outcome.trials)
     return outcome
 
