@@ -97,15 +97,20 @@ def test_pruned_trials_run_fewer_folds_and_none_prunes_nothing(ref):
     assert pruned.history[-1]["best"] == round(pruned.best.value, 6)
 
 
-def test_a_raising_trial_is_failed_and_the_study_goes_on(ref):
+@pytest.mark.parametrize(("pruner", "folds_run"), [("median", 1), ("none", 3)])
+def test_a_raising_trial_is_failed_and_the_study_goes_on(ref, pruner, folds_run):
+    """With a pruner a trial stops at its first raising fold; without one its folds
+    went out together (nothing to decide between them), so all of them ran."""
     space = parse_space({"lda": {"solver": ["svd", "lsqr"], "shrinkage": ["auto", None]}}, "x")
-    plan = StudyPlan("lda", "f1_macro", 3, 0, 10, 2, "none", "lda", None)
-    outcome = run_study(plan, to_optuna("lda", space["lda"]), OrderedRunner(ref, "last"))
+    plan = StudyPlan("lda", "f1_macro", 3, 0, 10, 2, pruner, "lda", None)
+    runner = OrderedRunner(ref, "last")
+    outcome = run_study(plan, to_optuna("lda", space["lda"]), runner)
     failed = [t for t in outcome.trials if t.state == "failed"]
     assert failed and outcome.count("complete") >= 1 and len(outcome.trials) == 10
     assert all(t.params == {"solver": "svd", "shrinkage": "auto"} for t in failed)
-    assert all("NotImplementedError" in t.error and len(t.scores) == 1 for t in failed)
+    assert all("NotImplementedError" in t.error and len(t.scores) == folds_run for t in failed)
     assert outcome.best.params != {"solver": "svd", "shrinkage": "auto"}
+    assert runner.peak == 2 * folds_run  # 2 trials in flight, 1 or all 3 folds each
 
 
 def test_a_stored_study_resumes_with_its_finished_trials(ref, tmp_path):

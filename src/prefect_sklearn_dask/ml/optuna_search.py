@@ -276,11 +276,18 @@ def open_study(plan: StudyPlan):
 class _Live:
     trial: Any
     params: dict[str, Any]
-    scores: list[float] = field(default_factory=list)
-    fit_seconds: list[float] = field(default_factory=list)
+    folds: dict[int, FitResult] = field(default_factory=dict)
     state: str | None = None
     error: str | None = None
     resumed: bool = False
+
+    @property
+    def scores(self) -> list[float]:
+        return [self.folds[k].score for k in sorted(self.folds)]
+
+    @property
+    def fit_seconds(self) -> list[float]:
+        return [self.folds[k].fit_seconds for k in sorted(self.folds)]
 
 
 def run_study(
@@ -302,6 +309,8 @@ def run_study(
     asked: list[_Live] = []
     startup = startup_trials(plan.n_iter)
     ready: list[tuple[tuple[int, int], FitResult]] = []
+    # nothing to decide between folds without a pruner: a trial's folds go out together
+    all_at_once = plan.pruner == "none"
 
     def ask() -> None:
         number = len(asked)
@@ -315,7 +324,8 @@ def run_study(
         gate.horizon[trial.number] = asked[told].trial.number if told < len(asked) else number
         resumed = stored is not None and number in stored.trials
         asked.append(_Live(trial, space.decode(trial.params), resumed=resumed))
-        submit(number, 0)
+        for k in range(plan.cv if all_at_once else 1):
+            submit(number, k)
 
     def submit(index: int, k: int) -> None:
         live = asked[index]
@@ -333,14 +343,17 @@ def run_study(
 
     def finish(index: int, k: int, result: FitResult, fitted: bool) -> None:
         live = asked[index]
-        live.scores.append(result.score)
-        live.fit_seconds.append(result.fit_seconds)
+        live.folds[k] = result
         outcome.n_fits += fitted
-        if math.isnan(result.score):
-            live.state, live.error = "failed", result.error or "the fold scored NaN"
-            return
-        live.trial.report(float(np.mean(live.scores)), step=k)
-        if len(live.scores) == plan.cv:
+        if all_at_once and len(live.folds) < plan.cv:
+            return  # reported once all are back, in fold order
+        for step in range(plan.cv) if all_at_once else (k,):
+            if math.isnan(live.folds[step].score):
+                live.state = "failed"
+                live.error = live.folds[step].error or "the fold scored NaN"
+                return
+            live.trial.report(float(np.mean(live.scores[: step + 1])), step=step)
+        if len(live.folds) == plan.cv:
             live.state = "complete"
         elif live.trial.should_prune():
             live.state = "pruned"
@@ -396,7 +409,8 @@ def run_study(
 
 
 def history(trials: Iterable[TrialRecord]) -> list[dict[str, Any]]:
-    """Per trial in order: its state, its score (folds so far when pruned), best so far."""
+    """Per trial in order: its state, its score (folds so far when pruned), the best so
+    far, its folds and parameters (the chart; the benchmark refits the same trials)."""
     best = -math.inf
     rows = []
     for t in sorted(trials, key=lambda t: t.number):
@@ -408,6 +422,8 @@ def history(trials: Iterable[TrialRecord]) -> list[dict[str, Any]]:
                 "state": t.state,
                 "value": None if math.isnan(t.value) else round(t.value, 6),
                 "best": None if best == -math.inf else round(best, 6),
+                "folds": len(t.scores),
+                "params": t.params,
             }
         )
     return rows
