@@ -155,8 +155,8 @@ def study_fits(workload: Workload, env: Env) -> dict[str, list]:
     driver over plain Dask on ``env.client``: the same trials the flow makes (same seed,
     same trials in flight: the cluster's threads). Once per workload and cluster size."""
     from prefect_sklearn_dask.bridge.fanout import fits_on, fold_stream
+    from prefect_sklearn_dask.flow import fit_cache
     from prefect_sklearn_dask.flow.optuna_task import CachedFolds
-    from prefect_sklearn_dask.ml import search_cache
     from prefect_sklearn_dask.ml.optuna_search import StudyPlan, run_study
     from prefect_sklearn_dask.ml.optuna_space import to_optuna
     from prefect_sklearn_dask.ml.search import scorer_name
@@ -167,7 +167,7 @@ def study_fits(workload: Workload, env: Env) -> dict[str, list]:
         return _FITS[key]
     spec, ref = workload.search, workload.data
     found = {}
-    with fits_on(env.client), fold_stream(search_cache.fit_and_store) as stream:
+    with fits_on(env.client), fold_stream(fit_cache.fit_and_store) as stream:
         for model in spec["models"]:
             plan = StudyPlan(
                 model,

@@ -22,8 +22,8 @@ from typing import Any
 from prefect.artifacts import create_table_artifact
 
 from prefect_sklearn_dask.bridge.fanout import fold_stream
+from prefect_sklearn_dask.flow import fit_cache
 from prefect_sklearn_dask.flow.search_task import artifact_key
-from prefect_sklearn_dask.ml import search_cache
 from prefect_sklearn_dask.ml.data import DatasetRef
 from prefect_sklearn_dask.ml.optuna_search import (
     StudyOutcome,
@@ -52,8 +52,8 @@ class CachedFolds:
         self._sent: set[str] = set()
 
     def submit(self, tag: Hashable, job: FitJob) -> None:
-        key = search_cache.fit_key(self.data, job) if self.cache_dir else ""
-        hit = search_cache.load(self.cache_dir, key) if self.cache_dir else None
+        key = fit_cache.fit_key(self.data, job) if self.cache_dir else ""
+        hit = fit_cache.load(self.cache_dir, key) if self.cache_dir else None
         if hit is not None:
             if key in self._sent:
                 self.repeated += 1
@@ -75,10 +75,8 @@ def study_name(model: str, space: OptunaSpace, plan_args: dict[str, Any]) -> str
     """The study's name: the model and a hash of what makes its trials comparable."""
     from optuna.distributions import distribution_to_json
 
-    from prefect_sklearn_dask.flow.fit_cache import parameter_key
-
     body = {k: distribution_to_json(d) for k, d in sorted(space.distributions.items())}
-    return f"{model}-{parameter_key({'space': body, **plan_args})}"
+    return f"{model}-{fit_cache.parameter_key({'space': body, **plan_args})}"
 
 
 def study_storage(cache_dir: str | None, model: str) -> str | None:
@@ -152,7 +150,7 @@ def optuna_search(
     started = time.perf_counter()
     mapped = to_optuna(model, space)
     with fold_stream(
-        search_cache.fit_and_store, local_jobs=local_jobs, key_prefix=f"fit-{model}"
+        fit_cache.fit_and_store, local_jobs=local_jobs, key_prefix=f"fit-{model}"
     ) as stream:
         parallel = min(stream.capacity, max_concurrent or stream.capacity)
         plan = StudyPlan(
