@@ -2,11 +2,14 @@
 
 A trial is one candidate; its ``cv`` folds run one after another (fold ``k + 1`` only
 once fold ``k`` has scored), and after each fold the running mean of its scores is
-reported (``trial.report(mean, step=k)``) and the pruner asked (``trial.should_prune()``),
-so a poor candidate stops after its first folds. ``parallel`` trials are in flight at
-once, each holding one fold on a worker; the folds go to a :class:`FoldRunner` (Dask, a
-thread pool or a loop: :func:`~prefect_sklearn_dask.bridge.fanout.fold_stream`), and
-nothing here imports Dask or Prefect.
+reported (``trial.report(mean, step=k)``: the objective on the folds so far, which is
+what the pruner compares across trials and what TPE reads for a pruned trial) and the
+pruner asked (``trial.should_prune()``), so a poor candidate stops after its first
+folds. ``parallel`` trials are in flight at once, each holding one fold on a worker
+(with ``pruner="none"`` nothing is decided between folds, so a trial's folds go out
+together). The folds go to a :class:`FoldRunner` (Dask, a thread pool or a loop:
+:func:`~prefect_sklearn_dask.bridge.fanout.fold_stream`); nothing here imports Dask or
+Prefect.
 
 Same seed, same trials, whatever finishes first. Folds finish in an order that
 depends on the machine, and Optuna's sampler and pruners read the study as it is when
@@ -18,13 +21,16 @@ they are called, so the driver fixes what each call sees:
   trials ``0 .. i - parallel`` finished and ``i - parallel + 1 .. i - 1`` running, with
   their parameters: the same on every run. TPE's ``constant_liar`` (Optuna's default)
   counts those running trials as bad results, so trials in flight together are spread
-  out instead of sampled next to each other.
+  out instead of sampled next to each other. (``constant_liar`` alone does not make a
+  run reproducible: which trials are running or finished at an ask would still depend
+  on timing; telling in ask order is what fixes it.)
 - The pruner of trial ``i`` sees the trials finished when ``i`` was asked, and ``i``
-  itself (:class:`_TrialsBefore`): a later trial that happens to finish first does not
-  change the decision. Hyperband's rung records live on the trials, and are read
-  through the same view.
-- The sampler is reseeded per trial from ``(seed, trial number)``, so a resumed study
-  does not replay the random numbers of the trials it already has.
+  itself (a storage view, :func:`_trials_before_class`): a later trial that happens to
+  finish first does not change the decision. Hyperband's rung records live on the
+  trials, and are read through the same view.
+- The sampler is reseeded per trial from ``(seed, trial number)``: trial ``i``'s
+  parameters depend on the seed and what the study held, not on how many asks came
+  before in this process.
 
 The price: a trial that runs long holds back the ``ask`` of the trials behind it
 (up to ``parallel - 1`` slots can sit idle until it is told). Pruning shortens those
