@@ -57,6 +57,8 @@ def checks_the_flow_made(params: dict[str, Any]) -> None:
         params["seed"],
         params["metric"],
         params["max_concurrent"],
+        params["pruner"],
+        params["models"],
     )
 
 
@@ -68,6 +70,8 @@ BAD = [
     {"search": "grid", "cv": 1},
     {"search": "grid", "search_space": {"svc": {"Cee": [1]}}},
     {"models": ["nope"], "search": "bogus"},  # the models are checked first
+    {"search": "optuna", "pruner": "asha"},
+    {"search": "optuna", "models": ["svc"], "search_space": {"svc": {"C": "expon(1)"}}},
 ]
 
 

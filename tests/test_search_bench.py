@@ -107,5 +107,5 @@ def test_unknown_workload_is_one_line(run_cli):
     result = run_cli("benchmarks/compare.py", "--workload", "serach")
     assert result.returncode == 2
     assert result.stderr.strip() == (
-        "error: unknown workload serach; choose from seed, grid, tiny, bigdata, search"
+        "error: unknown workload serach; choose from seed, grid, tiny, bigdata, search, optuna"
     )

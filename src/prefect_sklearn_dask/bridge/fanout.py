@@ -29,7 +29,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextvars import ContextVar
 from typing import Any
@@ -232,3 +232,127 @@ def _on_threads(fn, calls, in_flight: int, pool_size: int, on_done) -> list[Any]
             future.cancel()
         raise
     return results
+
+
+class _InlineStream:
+    """Each call runs when submitted (``--runner sequential``)."""
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn, self.capacity = fn, 1
+        self._done: list[tuple[Hashable, Any]] = []
+
+    def submit(self, tag: Hashable, *args: Any) -> None:
+        self._done.append((tag, self.fn(*args)))
+
+    def completed(self) -> list[tuple[Hashable, Any]]:
+        done, self._done = self._done, []
+        return done
+
+    def cancel(self) -> None:
+        self._done.clear()
+
+
+class _ThreadStream:
+    """Calls on the process's shared pool of ``size`` threads."""
+
+    def __init__(self, fn: Callable[..., Any], size: int) -> None:
+        self.fn, self.capacity = fn, size
+        self._pool = _shared_pool(size)
+        self._running: dict[Future, Hashable] = {}
+
+    def submit(self, tag: Hashable, *args: Any) -> None:
+        self._running[self._pool.submit(self.fn, *args)] = tag
+
+    def completed(self) -> list[tuple[Hashable, Any]]:
+        finished, _ = wait(self._running, return_when=FIRST_COMPLETED)
+        return [(self._running.pop(future), future.result()) for future in finished]
+
+    def cancel(self) -> None:
+        for future in self._running:
+            future.cancel()
+
+
+class _DaskStream:
+    """Plain Dask tasks through ``client``; finished ones come back one ``gather`` per batch.
+
+    Within :func:`fits_on`'s shared cap (``slots``) calls wait here until a slot is free,
+    by the same rule as :func:`_drive`: block for a slot only with nothing in flight.
+    """
+
+    def __init__(self, client: Any, fn: Callable[..., Any], key_prefix: str, slots) -> None:
+        from distributed import as_completed
+
+        self.client, self.fn, self.slots = client, fn, slots
+        self.capacity = max(1, sum(client.nthreads().values()))
+        self._key = f"{key_prefix}-{uuid4().hex[:8]}"
+        self._count = 0
+        self._pending: list[tuple[Hashable, tuple[Any, ...]]] = []
+        self._running: dict[str, tuple[Hashable, Any]] = {}
+        self._done = as_completed(loop=client.loop)
+
+    def submit(self, tag: Hashable, *args: Any) -> None:
+        self._pending.append((tag, args))
+        self._pump()
+
+    def _pump(self) -> None:
+        while self._pending:
+            if self.slots is not None and not self.slots.acquire(blocking=not self._running):
+                return
+            tag, args = self._pending.pop(0)
+            self._count += 1
+            future = self.client.submit(
+                self.fn, *args, key=f"{self._key}-{self._count}", pure=False
+            )
+            self._running[future.key] = (tag, future)
+            self._done.add(future)
+
+    def completed(self) -> list[tuple[Hashable, Any]]:
+        self._pump()
+        batch = self._done.next_batch(block=True)
+        values = self.client.gather(batch)  # a call that raised (a lost worker) raises here
+        out = []
+        for future, value in zip(batch, values, strict=True):
+            tag, _ = self._running.pop(future.key)
+            if self.slots is not None:
+                self.slots.release()
+            out.append((tag, value))
+        return out
+
+    def cancel(self) -> None:
+        self.client.cancel([future for _, future in self._running.values()])
+        if self.slots is not None:
+            for _ in self._running:
+                self.slots.release()
+        self._running.clear()
+        self._pending.clear()
+
+
+@contextlib.contextmanager
+def fold_stream(
+    fn: Callable[..., Any], *, local_jobs: int = 1, key_prefix: str = "fit"
+) -> Iterator[Any]:
+    """Calls submitted one at a time and taken back as they finish, where :func:`fan_out`
+    would run them: for a driver that decides each next call from the last results
+    (Optuna's ask-and-tell). ``stream.submit(tag, *args)``; ``stream.completed()`` blocks
+    until one or more calls finished and returns their ``(tag, result)``;
+    ``stream.capacity`` is how many can run at once (the cluster's threads). Calls still
+    running when the block raises are cancelled.
+    """
+    client = _CLIENT.get() or (None if on_dask_worker() else _flow_runner_client())
+    with contextlib.ExitStack() as stack:
+        if client is not None:
+            stream: Any = _DaskStream(client, fn, key_prefix, _SLOTS.get())
+        elif on_dask_worker():
+            from distributed import worker_client
+
+            client = stack.enter_context(worker_client())
+            stream = _DaskStream(client, fn, key_prefix, None)
+        elif local_jobs <= 1:
+            stream = _InlineStream(fn)
+        else:
+            stream = _ThreadStream(fn, local_jobs)
+        try:
+            yield stream
+        except BaseException:
+            stream.cancel()
+            raise

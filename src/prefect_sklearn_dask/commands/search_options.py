@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 
+from prefect_sklearn_dask.ml.optuna_space import PRUNERS, check_optuna
+from prefect_sklearn_dask.ml.registry import parse_models
 from prefect_sklearn_dask.ml.search import SEARCH_KINDS, check_options
 from prefect_sklearn_dask.ml.search_space import load_space_file
 
@@ -30,10 +32,20 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="{none," + ",".join(SEARCH_KINDS) + "}",
         help="none: one fit per model with its defaults; grid: every grid point; random: "
         "--n-iter samples of each model's distributions; halving: successive halving over "
-        "--n-iter samples with training rows as the resource",
+        "--n-iter samples with training rows as the resource; optuna: --n-iter trials of "
+        "Optuna's TPE sampler, folds pruned by --pruner, the study kept beside the fit cache",
     )
     group.add_argument(
-        "--n-iter", type=int, default=10, help="candidates per model (random, halving)"
+        "--n-iter",
+        type=int,
+        default=10,
+        help="candidates per model (random, halving; trials with optuna)",
+    )
+    group.add_argument(
+        "--pruner",
+        metavar="{" + ",".join(PRUNERS) + "}",
+        help="with --search optuna: stop a poor trial between its folds (default median; "
+        "hyperband; none)",
     )
     group.add_argument(
         "--search-space",
@@ -51,5 +63,6 @@ def validate(args: argparse.Namespace) -> None:
     project's one ``error:`` line like every other bad input.
     """
     raw = load_space_file(args.search_space) if args.search_space else None
-    args.cv, _ = check_options(args.search, args.n_iter, args.cv, raw)
+    args.cv, spaces = check_options(args.search, args.n_iter, args.cv, raw)
+    args.pruner = check_optuna(args.search, args.pruner, parse_models(args.models), spaces)
     args.search_space = raw  # the flow parameter is the space itself, not a local path

@@ -19,7 +19,8 @@ from prefect_sklearn_dask.flow.search_task import SearchRequest, search_inputs
 from prefect_sklearn_dask.ml.registry import parse_models
 
 Metric = Literal["f1_macro", "accuracy", "roc_auc"]
-Search = Literal["none", "grid", "random", "halving"]
+Search = Literal["none", "grid", "random", "halving", "optuna"]
+Pruner = Literal["median", "hyperband", "none"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class RunOptions:
     search: Search
     n_iter: int
     search_space: dict[str, dict[str, Any]] | None
+    pruner: Pruner
     names: list[str] = dataclasses.field(default_factory=list)
     searching: SearchRequest | None = None
     storage_root: Path = Path()
@@ -79,6 +81,8 @@ class RunOptions:
             opts.seed,
             opts.metric,
             opts.max_concurrent,
+            opts.pruner,
+            names,
         )
         storage_root = Path(opts.storage).expanduser() if opts.storage else default_storage()
         return dataclasses.replace(

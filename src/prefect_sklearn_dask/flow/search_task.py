@@ -29,15 +29,18 @@ from prefect_sklearn_dask.flow.tasks import TRAIN_RETRIES, is_transient
 from prefect_sklearn_dask.flow.training_data import Training
 from prefect_sklearn_dask.ml.data import DatasetRef
 from prefect_sklearn_dask.ml.evaluate import TrainReport, train_and_evaluate
+from prefect_sklearn_dask.ml.optuna_space import check_optuna
 from prefect_sklearn_dask.ml.search import (
     AllCandidatesFailed,
     FitJob,
     FitResult,
     Progress,
     SearchResult,
+    check_folds,
     check_options,
     plan_search,
     run_search,
+    scorer_name,
     short_params,
 )
 from prefect_sklearn_dask.ml.search_space import parse_space, space_for
@@ -106,25 +109,93 @@ def search_model(
     cache_dir: str | None = None,
     max_concurrent: int | None = None,
     local_jobs: int = 1,
+    pruner: str = "median",
 ) -> TrainReport:
     """Search ``model``'s hyper-parameters with ``cv``-fold CV, refit the best, score it.
 
     ``space`` is the user's space for this model (the registry's when None);
-    ``cache_dir`` is where each finished fit is kept (None: nowhere).
+    ``cache_dir`` is where each finished fit is kept (None: nowhere). ``kind="optuna"``
+    runs ``n_iter`` TPE trials, ``pruner`` stopping poor ones between folds
+    (:mod:`.optuna_task`).
     """
     logger = get_run_logger()
-    started = time.perf_counter()
     overrides = parse_space({model: space}, kind) if space else None
-    plan = plan_search(
-        model,
-        data,
-        kind,
-        space_for(model, kind, overrides),
-        n_iter=n_iter,
-        cv=cv,
-        seed=seed,
-        metric=metric,
+    model_space = space_for(model, kind, overrides)
+    if kind == "optuna":
+        from prefect_sklearn_dask.flow.optuna_task import optuna_search
+
+        check_folds(data, cv)
+        outcome, summary = optuna_search(
+            model,
+            data,
+            model_space,
+            n_iter=n_iter,
+            cv=cv,
+            seed=seed,
+            scoring=scorer_name(metric, data.n_classes),
+            pruner=pruner,
+            cache_dir=cache_dir,
+            max_concurrent=max_concurrent,
+            local_jobs=local_jobs,
+            logger=logger,
+        )
+        if outcome.best is None:
+            errors = sorted({t.error for t in outcome.trials if t.error})
+            raise AllCandidatesFailed(
+                f"every trial of {model!r} failed ({summary['fits']} fits): "
+                + "; ".join(errors[:3])
+            )
+        best_params = outcome.best.params
+        trials = f"{summary['trials']} trials ({summary['pruned_trials']} pruned), "
+    else:
+        best_params, summary = _sklearn_rules_search(
+            model,
+            data,
+            kind,
+            model_space,
+            n_iter,
+            cv,
+            seed,
+            metric,
+            cache_dir,
+            max_concurrent,
+            local_jobs,
+            logger,
+        )
+        trials = ""
+    # the refit runs where the fits ran (a worker, not the flow's machine)
+    [report] = fan_out(
+        train_and_evaluate,
+        [(model, data, seed, best_params)],
+        local_jobs=local_jobs,
+        key_prefix=f"refit-{model}",
     )
+    logger.info(
+        f"{model}: best {summary['scoring']} {summary['cv_mean']:.4f} "
+        f"+- {summary['cv_std']:.4f} ({short_params(best_params)}); {trials}"
+        f"{summary['fits']} fits ({summary['failed_fits']} failed, "
+        f"{summary['reused_fits']} from cache) in {summary['search_seconds']:.1f} s"
+    )
+    return replace(report, search=summary)
+
+
+def _sklearn_rules_search(
+    model: str,
+    data: DatasetRef,
+    kind: str,
+    space: dict[str, Any],
+    n_iter: int,
+    cv: int,
+    seed: int,
+    metric: str,
+    cache_dir: str | None,
+    max_concurrent: int | None,
+    local_jobs: int,
+    logger: Any,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """grid / random / halving: plan, skip cached fits, fan out, rank as sklearn does."""
+    started = time.perf_counter()
+    plan = plan_search(model, data, kind, space, n_iter=n_iter, cv=cv, seed=seed, metric=metric)
     logger.info(
         f"{model}: {kind} search, {len(plan.params)} candidates x {cv} folds, "
         f"{plan.n_fits} fits planned"
@@ -177,34 +248,18 @@ def search_model(
             + "; ".join(result.errors[:3])
         )
     best = result.best
-    # the refit runs where the fits ran (a worker, not the flow's machine)
-    [report] = fan_out(
-        train_and_evaluate,
-        [(model, data, seed, best["params"])],
-        local_jobs=local_jobs,
-        key_prefix=f"refit-{model}",
-    )
-    logger.info(
-        f"{model}: best {result.scoring} {best['mean_test_score']:.4f} "
-        f"+- {best['std_test_score']:.4f} ({short_params(best['params'])}); "
-        f"{result.n_fits} fits ({result.n_failed} failed, {reused} from cache) "
-        f"in {searched:.1f} s"
-    )
-    return replace(
-        report,
-        search={
-            "kind": kind,
-            "scoring": result.scoring,
-            "cv": cv,
-            "cv_mean": best["mean_test_score"],
-            "cv_std": best["std_test_score"],
-            "candidates": len(plan.params),
-            "fits": result.n_fits,
-            "failed_fits": result.n_failed,
-            "reused_fits": reused,
-            "search_seconds": searched,
-        },
-    )
+    return best["params"], {
+        "kind": kind,
+        "scoring": result.scoring,
+        "cv": cv,
+        "cv_mean": best["mean_test_score"],
+        "cv_std": best["std_test_score"],
+        "candidates": len(plan.params),
+        "fits": result.n_fits,
+        "failed_fits": result.n_failed,
+        "reused_fits": reused,
+        "search_seconds": searched,
+    }
 
 
 @dataclass(frozen=True)
@@ -218,6 +273,7 @@ class SearchRequest:
     seed: int
     metric: str
     max_concurrent: int | None
+    pruner: str = "median"
 
     def training(
         self, data: DatasetRef, cache: FitCache | None, runner: str, workers: int | None
@@ -245,6 +301,7 @@ class SearchRequest:
                 "cache_dir": cache_dir,
                 "max_concurrent": self.max_concurrent,
                 "local_jobs": local_jobs,
+                **({"pruner": self.pruner} if self.kind == "optuna" else {}),
             }
 
         return Training(search_model, inputs, in_flow_process=True, count_fits=count_fits)
@@ -264,9 +321,14 @@ def search_inputs(
     seed: int,
     metric: str,
     max_concurrent: int | None,
+    pruner: str | None = None,
+    models: list[str] | None = None,
 ) -> SearchRequest | None:
     """Validate the flow's search parameters before anything runs; None without a search."""
-    cv, _ = check_options(kind, n_iter, cv, search_space)
+    cv, spaces = check_options(kind, n_iter, cv, search_space)
+    pruner = check_optuna(kind, pruner, models or [], spaces)
     if kind == "none":
         return None
-    return SearchRequest(kind, n_iter, cv, dict(search_space or {}), seed, metric, max_concurrent)
+    return SearchRequest(
+        kind, n_iter, cv, dict(search_space or {}), seed, metric, max_concurrent, pruner
+    )

@@ -23,7 +23,7 @@ from prefect_sklearn_dask.flow import artifacts, fit_cache
 from prefect_sklearn_dask.flow.comparison import publish_chart
 from prefect_sklearn_dask.flow.masked_failures import masked_failures
 from prefect_sklearn_dask.flow.model_store import MODEL_DIR, StoredModel, save_model
-from prefect_sklearn_dask.flow.run_options import Metric, RunOptions, Search
+from prefect_sklearn_dask.flow.run_options import Metric, Pruner, RunOptions, Search
 from prefect_sklearn_dask.flow.runner import Run, open_runner
 from prefect_sklearn_dask.flow.training import Outcome, check_failures, train
 from prefect_sklearn_dask.flow.training_data import TrainingData, prepare_data
@@ -81,6 +81,7 @@ def train_flow(
     search: Search = "none",
     n_iter: int = 10,
     search_space: dict[str, dict[str, Any]] | None = None,
+    pruner: Pruner = "median",
 ) -> dict[str, Any]:
     """Train ``models`` on ``dataset`` with ``runner``, publish the comparison, persist the best.
 
@@ -102,6 +103,7 @@ def train_flow(
     task run: ``n_iter`` candidates (random/halving) x ``cv`` folds (3 if 0) from the
     registry's space or ``search_space`` ({model: {param: [values] or "loguniform(a, b)"}}),
     the fits as plain Dask work (or threads), the winner refit and scored on the test set.
+    ``optuna``: ``n_iter`` TPE trials, ``pruner`` stopping poor ones between folds.
 
     Returns a JSON-able summary: rows, best model, where it is stored, URLs, timings.
     """

@@ -45,7 +45,8 @@ from prefect_sklearn_dask.ml.registry import build_estimator, get_spec
 from prefect_sklearn_dask.ml.search_space import Space, parse_space
 
 SearchKind = Literal["grid", "random", "halving"]
-SEARCH_KINDS: tuple[str, ...] = ("grid", "random", "halving")
+# optuna: model-based, trial by trial (ml/optuna_search.py), not sklearn's rules
+SEARCH_KINDS: tuple[str, ...] = ("grid", "random", "halving", "optuna")
 HALVING_FACTOR = 3
 MAGIC_FACTOR = 2  # sklearn's min_resources='smallest': 2 * n_splits * n_classes samples
 
@@ -285,6 +286,17 @@ def plan_search(
     metric: str,
 ) -> SearchPlan:
     """The candidates sklearn's search class would try, and its rounds of fits."""
+    y = check_folds(ref, cv)
+    params = candidates(kind, space, n_iter, seed)
+    if kind == "halving":
+        rounds = halving_plan(len(params), len(y), cv, ref.n_classes)
+    else:
+        rounds = [Round(0, len(params), None)]
+    return SearchPlan(model, kind, params, rounds, cv, seed, scorer_name(metric, ref.n_classes))
+
+
+def check_folds(ref: DatasetRef, cv: int) -> np.ndarray:
+    """The training labels, once ``cv`` stratified folds are known to fit every class."""
     y = load_split(ref).y_train
     smallest = int(np.bincount(y).min())
     if cv > smallest:
@@ -292,12 +304,7 @@ def plan_search(
             f"--cv {cv} needs at least {cv} training rows per class; the smallest class "
             f"has {smallest}; lower --cv"
         )
-    params = candidates(kind, space, n_iter, seed)
-    if kind == "halving":
-        rounds = halving_plan(len(params), len(y), cv, ref.n_classes)
-    else:
-        rounds = [Round(0, len(params), None)]
-    return SearchPlan(model, kind, params, rounds, cv, seed, scorer_name(metric, ref.n_classes))
+    return y
 
 
 def round_jobs(plan: SearchPlan, rnd: Round, order: Sequence[int]) -> list[FitJob]:
@@ -423,7 +430,7 @@ def check_options(
         raise UserError(f"unknown search {kind!r}; choose from none, {', '.join(SEARCH_KINDS)}")
     if kind == "none":
         if raw_space:
-            raise UserError("a search space needs --search grid, random or halving")
+            raise UserError("a search space needs --search grid, random, halving or optuna")
         return cv, {}
     if n_iter < 1:
         raise UserError(f"--n-iter must be at least 1, got {n_iter}")

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from prefect_sklearn_dask.reports.figures import HEIGHT, panel
+from prefect_sklearn_dask.reports.optuna_history import has_history, history_plot
 
 BEST_COLOUR = "#d62728"
 OTHER_COLOUR = "#1f77b4"
@@ -39,6 +40,8 @@ def comparison_html(
     top = [score_vs_time(models, metric)]
     if any(m.get("cv_f1_macro_scores") for m in models):
         top.append(cv_spread(models))
+    if has_history(models):  # --search optuna
+        top.append(history_plot(models))
     bottom = [confusion_plot(best.get("confusion"), classes, models[0]["model"])]
     bottom.append(roc_plot(best.get("roc_curves"), classes, models[0]["model"]))
     heading = Div(
