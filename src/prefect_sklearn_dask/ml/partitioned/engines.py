@@ -28,8 +28,9 @@ XGB_DEFAULTS: dict[str, Any] = {
 SGD_DEFAULTS: dict[str, Any] = {"epochs": 3, "alpha": 1e-4}
 # Generous: the watchdog ends the wait at once when a worker leaves; this bounds the rest.
 TRAIN_TIMEOUT = 4 * 3600.0
-# Tasks xgboost.dask submits while training (cancelled when training is abandoned).
-XGB_TASKS = ("do_train", "dispatched", "first_valid", "from-delayed", "from_delayed")
+# Keys of the tasks xgboost.dask submits to train (one per worker), cancelled when the
+# training is abandoned.
+XGB_TASKS = ("fn-",)
 
 
 def with_defaults(defaults: dict[str, Any], params: dict[str, Any] | None, model: str):
