@@ -30,8 +30,8 @@ quiet_environment()
 
 from prefect import flow  # noqa: E402
 
-from prefect_sklearn_dask.benchmarks.backends import bench_item  # noqa: E402
-from prefect_sklearn_dask.benchmarks.workloads import Item  # noqa: E402
+from prefect_sklearn_dask.benchmarks.base import Item  # noqa: E402
+from prefect_sklearn_dask.benchmarks.work import bench_item  # noqa: E402
 
 
 def _stats(profile: cProfile.Profile, top: int) -> str:

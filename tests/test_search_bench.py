@@ -12,9 +12,10 @@ import sys
 import pytest
 
 from prefect_sklearn_dask.benchmarks import search_bench as sb
-from prefect_sklearn_dask.benchmarks.backends import Env, Skipped, measure
+from prefect_sklearn_dask.benchmarks.base import Env, Skipped
+from prefect_sklearn_dask.benchmarks.catalog import measure
 from prefect_sklearn_dask.benchmarks.report import summarize
-from prefect_sklearn_dask.benchmarks.workloads import warm_process
+from prefect_sklearn_dask.benchmarks.work import warm_process
 
 SPACE = {"nb": {"var_smoothing": [1e-9, 1e-7]}, "lda": {"solver": ["svd", "lsqr"]}}
 # dask-ml's row (measured or skipped) is covered by the quick suite (test_benchmarks.py)
@@ -91,7 +92,7 @@ def test_missing_dask_ml_is_a_row_with_the_reason(monkeypatch):
 
 
 def test_search_workload_expands_to_its_group():
-    from prefect_sklearn_dask.benchmarks.workloads import expand
+    from prefect_sklearn_dask.benchmarks.catalog import expand
 
     assert expand(["seed", "search"], quick=True) == ["seed", "search"]
     assert expand(["search"], quick=False) == [

@@ -95,3 +95,18 @@ def per_task_ms(
     known = [v for v in out.values() if v is not None]
     out["total"] = sum(known) if known else None
     return out
+
+
+def cpu_budget_ms(cores: int, tasks_per_s: float) -> float:
+    """CPU milliseconds per task that ``cores`` give at ``tasks_per_s``, for every process."""
+    return cores * 1000 / tasks_per_s
+
+
+def cpu_split(row: dict[str, Any]) -> str:
+    """'24.1 ms (flow 5.0 + workers 9.1 + server 10.0)': a row's CPU per task by group."""
+    parts = " + ".join(
+        f"{group} {row[f'cpu_{group}_ms']:.1f}"
+        for group in GROUPS
+        if row.get(f"cpu_{group}_ms") is not None
+    )
+    return f"{row['cpu_total_ms']:.1f} ms ({parts})"

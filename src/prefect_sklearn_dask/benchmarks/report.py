@@ -13,21 +13,16 @@ import platform
 import statistics
 import subprocess
 import sys
-from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from prefect_sklearn_dask.benchmarks import search_bench, user_flow
-from prefect_sklearn_dask.benchmarks.backends import Measurement, Skipped
-from prefect_sklearn_dask.benchmarks.cpu import GROUPS
+from prefect_sklearn_dask.benchmarks import catalog
+from prefect_sklearn_dask.benchmarks.base import Goal, GoalContext, Measurement, Skipped
+from prefect_sklearn_dask.benchmarks.core import GOAL_TINY_TPS
+from prefect_sklearn_dask.benchmarks.cpu import GROUPS, cpu_budget_ms, cpu_split
 
-GOAL_RATIO = 1.05
-GOAL_EFFICIENCY = 0.90
-GOAL_TINY_TPS = 150.0
 GOAL_WORKERS = 2
-PROJECT_RUNNER = "prefect-dask"
-SCALING_BACKENDS = (PROJECT_RUNNER, search_bench.PROJECT, "raw-dask")
 TABLE_KEY = "benchmark-table"
 SUMMARY_KEY = "benchmark-summary"
 CHART_KEY = "benchmark-chart"
@@ -68,21 +63,6 @@ PACKAGES = (
     "pandas",
     "bokeh",
 )
-
-
-@dataclass(frozen=True)
-class Goal:
-    name: str
-    target: str
-    measured: str
-    passed: bool | None  # None: not measured in this run
-
-    @property
-    def verdict(self) -> str:
-        return {True: "PASS", False: "FAIL", None: "n/a"}[self.passed]
-
-    def line(self) -> str:
-        return f"[{self.verdict}] {self.name}: target {self.target}; measured {self.measured}"
 
 
 def critical_path_bound(item_seconds: list[list[float]], workers: int) -> float | None:
@@ -132,7 +112,7 @@ def summarize(
                 values = [m.cpu_ms[group] for m in ok if m.cpu_ms and m.cpu_ms[group] is not None]
                 row[f"cpu_{group}_ms"] = _r(statistics.median(values), 2) if values else None
             row["flow_run_ids"] = [m.flow_run_id for m in ok if m.flow_run_id]
-            search_bench.add_row_fields(row, ok)
+            catalog.row_fields(row, ok)
         rows.append(row)
     _add_relative(rows)
     for row in rows:
@@ -164,21 +144,6 @@ def _add_relative(rows: list[dict[str, Any]]) -> None:
             row["work_inflation"] = _r(row["_work_s"] / seq_work)
 
 
-def cpu_budget_ms(cores: int, tasks_per_s: float = GOAL_TINY_TPS) -> float:
-    """CPU milliseconds per task that ``cores`` give at ``tasks_per_s``, for every process."""
-    return cores * 1000 / tasks_per_s
-
-
-def cpu_split(row: dict[str, Any]) -> str:
-    """'24.1 ms (flow 5.0 + workers 9.1 + server 10.0)': the row's CPU per task by group."""
-    parts = " + ".join(
-        f"{group} {row[f'cpu_{group}_ms']:.1f}"
-        for group in GROUPS
-        if row.get(f"cpu_{group}_ms") is not None
-    )
-    return f"{row['cpu_total_ms']:.1f} ms ({parts})"
-
-
 def goal_workers(counts: list[int]) -> int:
     """The worker count the goals are judged at: 2, or the nearest one measured."""
     return min(counts, key=lambda w: abs(w - GOAL_WORKERS)) if counts else GOAL_WORKERS
@@ -187,82 +152,25 @@ def goal_workers(counts: list[int]) -> int:
 def goals(
     rows: list[dict[str, Any]], dataset_bytes: dict[str, int], cores: int | None = None
 ) -> list[Goal]:
-    """The issue's goals, judged on the project's runner at 2 workers (or the nearest count)."""
+    """Every rows module's goals, judged at 2 workers (or the nearest count measured)."""
     workers = goal_workers(sorted({r["workers"] for r in rows}))
     index = {(r["workload"], r["backend"]): r for r in rows if r["workers"] == workers}
-    at = f" ({workers} workers)"
-    cores = cores or os.cpu_count() or 1
 
-    def row(workload: str, backend: str = PROJECT_RUNNER) -> dict[str, Any] | None:
+    def row(workload: str, backend: str) -> dict[str, Any] | None:
         found = index.get((workload, backend))
         return found if found and found.get("wall_median_s") is not None else None
 
-    out: list[Goal] = []
-    for workload in ("seed", "grid"):
-        mine, stock = row(workload), row(workload, "prefect-dask-stock")
-        ratio = mine.get("ratio_to_raw_dask") if mine else None
-        stock_ratio = stock.get("ratio_to_raw_dask") if stock else None
-        out.append(
-            Goal(
-                f"{workload}: Prefect-on-Dask vs raw Dask{at}",
-                f"<= {GOAL_RATIO:.2f}x",
-                "not measured"
-                if ratio is None
-                else f"{ratio:.2f}x (stock DaskTaskRunner: "
-                + (f"{stock_ratio:.2f}x)" if stock_ratio else "not run)"),
-                None if ratio is None else ratio <= GOAL_RATIO,
-            )
-        )
-    effs = {w: (row(w) or {}).get("efficiency") for w in ("seed", "grid")}
-    effs = {w: e for w, e in effs.items() if e is not None}
-    raw_effs = {w: (row(w, "raw-dask") or {}).get("efficiency") for w in effs}
-    out.append(
-        Goal(
-            f"parallel efficiency of Prefect-on-Dask vs critical-path bound{at}",
-            f">= {GOAL_EFFICIENCY:.2f}",
-            ", ".join(f"{w} {e:.2f} (raw Dask {raw_effs[w] or 0:.2f})" for w, e in effs.items())
-            or "not measured",
-            min(effs.values()) >= GOAL_EFFICIENCY if effs else None,
-        )
+    context = GoalContext(
+        row, f" ({workers} workers)", workers, dataset_bytes, cores or os.cpu_count() or 1
     )
-    big = row("bigdata")
-    if big and big.get("bytes_per_task") is not None:
-        size = dataset_bytes.get("bigdata", 0)
-        ok = (big["first_loads"] or 0) <= workers and big["bytes_per_task"] < 0.01 * size
-        measured = (
-            f"{big['bytes_per_task']:,} B/task sent to workers for a {size / 1e6:.0f} MB dataset; "
-            f"{big['first_loads']} loads during the timed run (each worker loads once, at warm-up)"
-        )
-    else:
-        ok, measured = None, "not measured"
-    out.append(Goal(f"bigdata: dataset shipped once per worker{at}", "not per task", measured, ok))
-    tiny, stock = row("tiny"), row("tiny", "prefect-dask-stock")
-    tps = tiny.get("tasks_per_s") if tiny else None
-    measured = (
-        "not measured"
-        if tps is None
-        else f"{tps:.0f} tasks/s (stock DaskTaskRunner {(stock or {}).get('tasks_per_s')}, "
-        f"raw Dask {(row('tiny', 'raw-dask') or {}).get('tasks_per_s')}, "
-        f"threads {(row('tiny', 'prefect-threads') or {}).get('tasks_per_s')})"
-    )
-    if tiny and tiny.get("cpu_total_ms"):
-        measured += f"; {cpu_split(tiny)} of CPU per task, {cpu_budget_ms(cores):.1f} ms budget"
-    out.append(
-        Goal(
-            f"tiny: tasks/s through the Dask runner{at}",
-            f">= {GOAL_TINY_TPS:.0f}",
-            measured,
-            None if tps is None else tps >= GOAL_TINY_TPS,
-        )
-    )
-    return out + user_flow.goals(row, at) + search_bench.goals(row, at)
+    return catalog.goals(context)
 
 
 def scaling_lines(rows: list[dict[str, Any]]) -> list[str]:
     """Median wall per worker count and the speed-up, for the project's and raw Dask's rows."""
     walls: dict[tuple[str, str], dict[int, float]] = {}
     for r in rows:
-        if r["backend"] in SCALING_BACKENDS and r.get("wall_median_s") is not None:
+        if r["backend"] in catalog.SCALING_BACKENDS and r.get("wall_median_s") is not None:
             walls.setdefault((r["workload"], r["backend"]), {})[r["workers"]] = r["wall_median_s"]
     lines = []
     for (workload, backend), by_count in walls.items():
@@ -388,7 +296,7 @@ def cpu_lines(rows: list[dict[str, Any]], cores: int) -> str:
         and r.get("cpu_total_ms") is not None
     ]
     return (
-        f"{cores} cores give {cpu_budget_ms(cores):.1f} ms of CPU per task at "
+        f"{cores} cores give {cpu_budget_ms(cores, GOAL_TINY_TPS):.1f} ms of CPU per task at "
         f"{GOAL_TINY_TPS:.0f} tasks/s, for the flow, the workers and the server together.\n\n"
         + ("\n".join(lines) or "- not measured")
     )

@@ -24,20 +24,26 @@ import math
 import statistics
 import tempfile
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from prefect_sklearn_dask.benchmarks.base import (
+    Env,
+    Goal,
+    GoalContext,
+    Item,
+    Measurement,
+    Rows,
+    Workload,
+    scheduler_bytes,
+)
+from prefect_sklearn_dask.benchmarks.work import SEARCH_METRIC
 from prefect_sklearn_dask.ml.data import DatasetRef, load_split, prepare
 from prefect_sklearn_dask.ml.preprocess import make_preprocessor
 from prefect_sklearn_dask.ml.registry import build_estimator, by_cost, get_spec
-from prefect_sklearn_dask.ml.search import FitJob, plan_search, round_jobs
+from prefect_sklearn_dask.ml.search import FitJob, plan_search, round_jobs, short_params
 from prefect_sklearn_dask.ml.search_space import parse_space
 
-if TYPE_CHECKING:
-    from prefect_sklearn_dask.benchmarks.backends import Env, Measurement
-    from prefect_sklearn_dask.benchmarks.report import Goal
-    from prefect_sklearn_dask.benchmarks.workloads import Workload
-
-CV, SEED, METRIC = 3, 0, "f1_macro"
+CV, SEED, METRIC = 3, 0, SEARCH_METRIC
 # Halving tries this many of each model's grid points (sampled without replacement, as
 # ParameterSampler does when every parameter is a list): 12 + 4 + 2 candidates over three
 # rounds = 54 fits a model, 324 of the large grid's 1,005 (32%). README: "search".
@@ -172,8 +178,6 @@ def make(
     halving_n_iter: int | None = None,
 ) -> Workload:
     """A search workload: its data, its fits as items, the backends it runs."""
-    from prefect_sklearn_dask.benchmarks.workloads import Workload, search_item
-
     data = prepare(source, None, 0.25, SEED)
     items = tuple(search_item(job) for job in jobs(data, space))
     mb = data.n_rows * 0.75 * data.n_features * 8 / 1e6
@@ -186,6 +190,19 @@ def make(
         SEED,
         backends=backends,
         search={"source": source, "space": space, "halving_n_iter": halving_n_iter},
+        sklearn=sklearn_search,
+    )
+
+
+def search_item(job: FitJob) -> Item:
+    """A search fit (:class:`~.ml.search.FitJob`) as an item: model, params, fold."""
+    return Item(
+        "search",
+        f"{job.model}[{short_params(job.params)}]#{job.fold.index}",
+        model=job.model,
+        params=tuple(job.params.items()),
+        fold=job.fold.index,
+        folds=job.fold.cv,
     )
 
 
@@ -233,8 +250,6 @@ def run_dask_ml(backend: str, workload: Workload, env: Env) -> Measurement:
     """dask-ml's ``GridSearchCV`` on the warm cluster: it builds one graph of every fit."""
     from dask_ml.model_selection import GridSearchCV
 
-    from prefect_sklearn_dask.benchmarks.backends import Measurement, scheduler_bytes
-
     pipeline, grids, folds = _grids(workload.data, workload.search["space"])
     search = GridSearchCV(
         pipeline, grids, scoring=METRIC, cv=folds, refit=False, scheduler=env.client
@@ -252,7 +267,6 @@ def run_dask_ml(backend: str, workload: Workload, env: Env) -> Measurement:
 
 def run_train_flow(backend: str, workload: Workload, env: Env) -> Measurement:
     """The project's whole ``train-flow`` run (grid or halving) on the warm cluster."""
-    from prefect_sklearn_dask.benchmarks.backends import Measurement, scheduler_bytes
     from prefect_sklearn_dask.flow.train_flow import train_flow
 
     spec = workload.search
@@ -315,10 +329,9 @@ def row_weighted_fits(workload: Workload, n_iter: int) -> float:
 # Goals ---------------------------------------------------------------------------------
 
 
-def goals(row, at: str) -> list[Goal]:
-    """The issue's search goals; ``row(workload, backend)`` finds a measured row."""
-    from prefect_sklearn_dask.benchmarks.report import Goal
-
+def goals(ctx: GoalContext) -> list[Goal]:
+    """The issue's search goals; ``ctx.row(workload, backend)`` finds a measured row."""
+    row, at = ctx.row, ctx.at
     sizes = ("search", "search-large")  # the speed goals; the MB workloads are for bytes
 
     def ratios(other: str) -> dict[str, float]:
@@ -360,8 +373,6 @@ def goals(row, at: str) -> list[Goal]:
 
 def halving_goal(row, at: str) -> Goal:
     """Halving's best CV score within 0.005 of the full grid's, with <= 40% of its fits."""
-    from prefect_sklearn_dask.benchmarks.report import Goal
-
     name = next((n for n in ("search-large", "search") if row(n, HALVING)), None)
     grid, halv = (row(name, PROJECT), row(name, HALVING)) if name else (None, None)
     target = (
@@ -392,8 +403,6 @@ def halving_goal(row, at: str) -> Goal:
 
 def bytes_goal(row, at: str) -> Goal:
     """Bytes sent to workers per fit must not grow from ~10 MB to ~100 MB of data."""
-    from prefect_sklearn_dask.benchmarks.report import Goal
-
     parts, ok = [], []
     for backend in (PROJECT, "raw-dask", SKLEARN):
         small, big = row("search-10mb", backend), row("search-100mb", backend)
@@ -427,3 +436,23 @@ def add_row_fields(row: dict[str, Any], runs: list[Measurement]) -> None:
     weighted = [f["row_weighted_fits"] for f in found if "row_weighted_fits" in f]
     if weighted:
         row["row_weighted_fits"] = statistics.median(weighted)
+
+
+def _builder(name: str):
+    return lambda quick: build(name, quick)
+
+
+ROWS = Rows(
+    name="search",
+    workloads={name: _builder(name) for name in FULL},
+    listed=(GROUP,),
+    groups={GROUP: names},
+    backends={PROJECT: run_train_flow, HALVING: run_train_flow, DASK_ML: run_dask_ml},
+    descriptions=DESCRIPTIONS,
+    runs_at=runs_at,
+    goals=goals,
+    row_fields=add_row_fields,
+    skip_reason=skip_reason,
+    server_recorded=(PROJECT, HALVING),
+    scaling=(PROJECT,),
+)

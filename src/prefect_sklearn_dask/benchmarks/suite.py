@@ -16,39 +16,23 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 from prefect.utilities.urls import url_for
 
+from prefect_sklearn_dask.benchmarks import catalog
 from prefect_sklearn_dask.benchmarks import report as rep
-from prefect_sklearn_dask.benchmarks import search_bench
-from prefect_sklearn_dask.benchmarks.backends import (
-    Env,
-    Measurement,
-    Skipped,
-    applies,
-    measure,
-    skip_reason,
-)
+from prefect_sklearn_dask.benchmarks.base import Env, Measurement, Skipped
 from prefect_sklearn_dask.benchmarks.cpu import Processes
-from prefect_sklearn_dask.benchmarks.workloads import build, expand, warm_process
+from prefect_sklearn_dask.benchmarks.work import warm_process
 from prefect_sklearn_dask.cluster.local import local_cluster_kwargs
 
 ROOT = Path(__file__).resolve().parents[3]  # the checkout, for the git commit
-# Quick runs: the backends that cost seconds whatever the workload (a second cluster to
-# start, stock DaskTaskRunner's ~0.1 s per task) run on one workload only.
-QUICK_ONLY_ON = {
-    "prefect-dask-own": {"tiny"},
-    "prefect-dask-stock": {"tiny"},
-    # whole-flow rows: only the project's runner (seed and a few tiny tasks)
-    "user-flow-threads": set(),
-    "user-flow-dask-stock": set(),
-}
 
 
 def _run_one(backend: str, workload, env: Env, logger) -> Measurement | Skipped | str:
-    reason = skip_reason(backend)
+    reason = catalog.skip_reason(backend)
     if reason:  # an optional backend not installed: a row that says so, every repeat
         logger.warning(f"{workload.name} w={env.workers} {backend}: skipped: {reason}")
         return Skipped(reason)
     try:
-        measured = measure(backend, workload, env)
+        measured = catalog.measure(backend, workload, env)
     except Exception as exc:  # one backend failing is a row with an error, not a failed suite
         logger.warning(f"{workload.name} w={env.workers} {backend}: FAILED {exc!r}")
         return f"{type(exc).__name__}: {exc}"[:300]
@@ -76,7 +60,7 @@ def benchmark_suite(
     from threadpoolctl import threadpool_limits
 
     logger = get_run_logger()
-    built = {name: build(name, quick) for name in expand(workloads, quick)}
+    built = {name: catalog.build(name, quick) for name in catalog.expand(workloads, quick)}
     refs = [w.data for w in built.values() if w.data is not None]
     results: dict[tuple[str, int, str], list[Measurement | Skipped | str]] = {}
     cluster_s: dict[int, float] = {}
@@ -93,15 +77,23 @@ def benchmark_suite(
                 cluster_s[count] = time.perf_counter() - started
                 logger.info(f"warm LocalCluster, {count} workers: {cluster_s[count]:.1f} s")
                 processes = Processes.find(client, server["url"])
-                env = Env(count, cluster.scheduler_address, client, quick, timeout, processes)
+                env = Env(
+                    count,
+                    cluster.scheduler_address,
+                    client,
+                    quick,
+                    timeout,
+                    processes,
+                    catalog.task_caps(quick),
+                )
                 for repeat in range(repeats):
                     for name, workload in built.items():
                         for backend in backends:
-                            if not applies(backend, workload):
+                            if not catalog.applies(backend, workload):
                                 continue
-                            if quick and name not in QUICK_ONLY_ON.get(backend, {name}):
+                            if quick and not catalog.runs_quick(name, backend):
                                 continue
-                            if not search_bench.runs_at(name, backend, count, judged_at):
+                            if not catalog.runs_at(name, backend, count, judged_at):
                                 continue
                             if backend == "sequential" and (name, repeat) in sequential:
                                 measured = sequential[(name, repeat)]  # same work at any size

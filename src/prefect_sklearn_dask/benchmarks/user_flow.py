@@ -13,15 +13,22 @@ task run recorded for the parent: a few ms).
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prefect import flow, unmapped
 from prefect.runtime import flow_run
 
-if TYPE_CHECKING:
-    from prefect_sklearn_dask.benchmarks.backends import Env, Measurement
-    from prefect_sklearn_dask.benchmarks.report import Goal
-    from prefect_sklearn_dask.benchmarks.workloads import Workload
+from prefect_sklearn_dask.benchmarks.backends import make_runner
+from prefect_sklearn_dask.benchmarks.base import (
+    Env,
+    Goal,
+    GoalContext,
+    Measurement,
+    Rows,
+    Workload,
+    from_results,
+)
+from prefect_sklearn_dask.benchmarks.work import bench_item
 
 # user-flow backend -> the Prefect backend whose task runner its flow is decorated with
 USER_FLOW_BACKENDS: dict[str, str] = {
@@ -45,32 +52,23 @@ PROJECT_BACKEND = "user-flow-dask"
 @flow(name="user-flow")
 def user_flow(items: tuple, data: Any, seed: int, timeout: float) -> tuple[str, list[dict]]:
     """What a user writes: map a task over the items, return the results."""
-    from prefect_sklearn_dask.benchmarks.backends import bench_item
-
     futures = bench_item.map(items, data=unmapped(data), seed=unmapped(seed))
     return str(flow_run.id), [f.result(timeout=timeout) for f in futures]
 
 
 def run_user_flow(backend: str, workload: Workload, env: Env) -> Measurement:
-    from prefect_sklearn_dask.benchmarks.backends import (
-        Measurement,
-        _from_results,
-        items_for,
-        make_runner,
-    )
-
     runner = make_runner(USER_FLOW_BACKENDS[backend], env.workers, env.address)
     decorated = user_flow.with_options(task_runner=runner)  # as @flow(task_runner=...) would
-    items = items_for(backend, workload, env.quick)
+    items = env.items_for(backend, workload)
     started = time.perf_counter()
     flow_run_id, results = decorated(items, workload.data, workload.seed, env.timeout)
     wall = time.perf_counter() - started
-    return Measurement(backend, len(items), wall, **_from_results(results), flow_run_id=flow_run_id)
+    return Measurement(backend, len(items), wall, **from_results(results), flow_run_id=flow_run_id)
 
 
-def goals(row: Any, at: str) -> list[Goal]:
-    """The user-flow goals, on the project's runner; ``row(workload, backend)`` finds a row."""
-    from prefect_sklearn_dask.benchmarks.report import Goal
+def goals(ctx: GoalContext) -> list[Goal]:
+    """The user-flow goals, on the project's runner; ``ctx.row(workload, backend)``."""
+    row, at = ctx.row, ctx.at
 
     def others(workload: str, key: str) -> str:
         found = {
@@ -102,3 +100,17 @@ def goals(row: Any, at: str) -> list[Goal]:
             None if tps is None else tps >= GOAL_TINY_TPS,
         ),
     ]
+
+
+ROWS = Rows(
+    name="user-flow",
+    backends=dict.fromkeys(USER_FLOW_BACKENDS, run_user_flow),
+    descriptions=DESCRIPTIONS,
+    applies=lambda backend, workload: workload.name in WORKLOADS,
+    goals=goals,
+    task_caps=TASK_CAPS,
+    quick_task_caps=QUICK_TASK_CAPS,
+    # whole-flow rows on --quick: only the project's runner (seed and a few tiny tasks)
+    quick_only_on={b: frozenset() for b in ("user-flow-threads", "user-flow-dask-stock")},
+    server_recorded=tuple(USER_FLOW_BACKENDS),
+)
