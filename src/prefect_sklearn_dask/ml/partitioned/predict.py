@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from prefect_sklearn_dask.ml.partitioned.model import PartitionedModel
 from prefect_sklearn_dask.ml.partitioned.source import ROW_ID, PartitionedSource
 
 
@@ -31,19 +30,36 @@ class PredictReport:
         return self.rows / self.seconds if self.seconds > 0 else float("inf")
 
 
-def predictions(frame: pd.DataFrame, model: PartitionedModel, classes: list[Any]) -> pd.DataFrame:
-    proba = model.predict_proba(frame) if len(frame) else np.zeros((0, len(classes)))
-    labels = np.asarray(classes)[proba.argmax(axis=1)]  # the classes' own dtype
-    out = pd.DataFrame({ROW_ID: frame[ROW_ID].to_numpy(), "prediction": labels})
+def predictions(
+    frame: pd.DataFrame, model: Any, classes: list[Any], features: list[str]
+) -> pd.DataFrame:
+    """``row_id``, ``prediction`` (a label) and, where the model gives them, one
+    ``proba_<class>`` column per class. ``model`` is a :class:`~.model.PartitionedModel`
+    or any saved pipeline that takes the ``features`` columns and predicts class indices."""
+    X = frame[features]
+    out = pd.DataFrame({ROW_ID: frame[ROW_ID].to_numpy()})
+    if not hasattr(model, "predict_proba"):
+        codes = model.predict(X) if len(frame) else np.zeros(0, dtype=int)
+        out["prediction"] = np.asarray(classes)[np.asarray(codes, dtype=int)]
+        return out
+    proba = model.predict_proba(X) if len(frame) else np.zeros((0, len(classes)))
+    out["prediction"] = np.asarray(classes)[proba.argmax(axis=1)]  # the classes' own dtype
     for index, label in enumerate(classes):
         out[f"proba_{label}"] = proba[:, index]
     return out
 
 
 def predict_to_parquet(
-    client, model: PartitionedModel, classes: list[Any], source: PartitionedSource, out: str
+    client,
+    model: Any,
+    classes: list[Any],
+    source: PartitionedSource,
+    out: str,
+    features: list[str] | None = None,
 ) -> PredictReport:
-    """Write ``out/part-NNNNN.parquet`` for every partition of ``source``."""
+    """Write ``out/part-NNNNN.parquet`` for every partition of ``source`` (``features``:
+    the columns the model takes; default: a :class:`PartitionedModel`'s own)."""
+    features = features or model.features.names
     import dask.dataframe as dd
 
     started = time.perf_counter()
@@ -52,8 +68,8 @@ def predict_to_parquet(
         source = source.with_row_counts(lengths)
     frame = source.frame()
     [shared] = client.scatter([model], broadcast=False, hash=False)
-    meta = predictions(source.meta(), model, classes)
-    result = frame.map_partitions(predictions, shared, classes, meta=meta)
+    meta = predictions(source.meta(), model, classes, features)
+    result = frame.map_partitions(predictions, shared, classes, features, meta=meta)
     with client.as_current():
         dd.to_parquet(
             result,

@@ -70,6 +70,15 @@ class PartitionedSource:
     def columns(self) -> list[str]:
         return [name for name, _ in self.kinds]
 
+    def require(self, columns: list[str]) -> None:
+        """Refuse data that lacks columns a model was trained on, naming them."""
+        missing = [c for c in columns if c not in self.columns]
+        if missing:
+            raise DataError(
+                f"{self.dataset!r} lacks column(s) the model was trained on: "
+                f"{', '.join(missing[:10])}"
+            )
+
     @property
     def features(self) -> list[str]:
         return [name for name, _ in self.kinds if name != self.target]
@@ -385,9 +394,11 @@ def _identity(fs, path: str) -> str:
     return f"{path}|{info.get('size')}|{version}"
 
 
-def unify(infos: list[FileInfo], target: str | None, dataset: str) -> dict[str, str]:
+def unify(
+    infos: list[FileInfo], target: str | None, dataset: str, need_target: bool = True
+) -> dict[str, str]:
     """One set of columns and kinds for all files, or an error naming the first file that
-    disagrees with the first."""
+    disagrees with the first (and, with ``need_target``, one that lacks the target)."""
     first = infos[0]
     kinds = dict(first.kinds)
     for info in infos[1:]:
@@ -405,6 +416,8 @@ def unify(infos: list[FileInfo], target: str | None, dataset: str) -> dict[str, 
             )
         for name, kind in info.kinds.items():
             kinds[name] = _merge_kind(kinds[name], kind, name, info.path, first.path)
+    if not need_target:
+        return kinds
     if target is None:
         raise DataError(f"pass --target COLUMN for {dataset!r}; its columns are: {_names(kinds)}")
     if target not in kinds:
@@ -434,9 +447,13 @@ def _names(kinds: dict[str, str], limit: int = 20) -> str:
 
 
 def open_source(
-    dataset: str, target: str | None, storage_options: dict[str, Any] | None = None
+    dataset: str,
+    target: str | None,
+    storage_options: dict[str, Any] | None = None,
+    need_target: bool = True,
 ) -> PartitionedSource:
-    """Check a partitioned dataset from its files' metadata (no rows are loaded here)."""
+    """Check a partitioned dataset from its files' metadata (no rows are loaded here).
+    ``need_target=False``: rows to predict, which may lack the target."""
     storage_options = dict(storage_options or {})
     fs, files = list_files(dataset, storage_options)
     fmt = file_format(files)
@@ -447,7 +464,7 @@ def open_source(
             else (lambda p: csv_info(fs, p))
         )
         infos = list(pool.map(reader, files))
-    kinds = unify(infos, target, dataset)
+    kinds = unify(infos, target, dataset, need_target)
     pieces, offset = [], 0
     for info in infos:
         for piece in info.pieces:
@@ -465,7 +482,7 @@ def open_source(
         target_range = (min(r[0] for r in ranges), max(r[1] for r in ranges))
     source = PartitionedSource(
         dataset=dataset,
-        target=str(target),
+        target=str(target) if target is not None else "",
         format=fmt,
         pieces=tuple(pieces),
         kinds=tuple(kinds.items()),
