@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 
-def _mark(dask_worker) -> tuple[str, int]:
+def _mark(dask_worker=None) -> tuple[str, int]:
     return dask_worker.id, dask_worker.monitor.count
 
 
-def _peak(dask_worker, marks: dict[str, tuple[str, int]]) -> dict[str, Any]:
+def _peak(marks: dict[str, tuple[str, int]], dask_worker=None) -> dict[str, Any]:
     """This worker's highest RSS sample since its mark (since its start, if it was
     restarted or joined later)."""
     monitor = dask_worker.monitor

@@ -56,6 +56,7 @@ class RunOptions:
     search: Search
     n_iter: int
     search_space: dict[str, dict[str, Any]] | None
+    worker_memory: str | None = None
     names: list[str] = dataclasses.field(default_factory=list)
     searching: SearchRequest | None = None
     storage_root: Path = Path()

@@ -52,7 +52,8 @@ def bounded_call(
 
     def run() -> None:
         try:
-            outcome["value"] = call()
+            with client.as_current():  # libraries that look for "the" client find this one
+                outcome["value"] = call()
         except BaseException as exc:  # handed to the waiting thread
             outcome["error"] = exc
 
