@@ -100,6 +100,8 @@ def render(summary: dict) -> str:
         columns.append("cv_f1_macro_mean")
     if "fits" in rows[0]:  # a search: its CV score, fits and the best params
         columns += ["cv_mean_std", "fits", "search_seconds", "params"]
+    if "peak_worker_mb" in rows[0]:  # partitioned data: its work spans the workers
+        columns.append("peak_worker_mb")
     if any(r["status"] != "ok" for r in rows):
         columns.append("error")
     widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}

@@ -263,7 +263,12 @@ def list_files(dataset: str, storage_options: dict[str, Any]) -> tuple[Any, list
 
 
 def _full_path(fs, path: str) -> str:
-    return fs.unstrip_protocol(path) if "://" not in path else path
+    """A URL for remote files (workers elsewhere open it as given), a plain path for
+    local ones (what the user typed, in error messages too)."""
+    if "://" in path:
+        return path
+    protocols = (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
+    return path if {"file", "local"} & set(protocols) else fs.unstrip_protocol(path)
 
 
 def _is_data_file(path: str) -> bool:
