@@ -16,7 +16,7 @@ import pandas as pd
 from prefect_sklearn_dask.ml.errors import ModelError
 from prefect_sklearn_dask.ml.partitioned.bounded import bounded_call
 from prefect_sklearn_dask.ml.partitioned.model import Features, PartitionedModel, Standardizer
-from prefect_sklearn_dask.ml.partitioned.tree import tree_reduce
+from prefect_sklearn_dask.ml.partitioned.tree import fetch, tree_reduce
 
 LABEL = "__label__"
 XGB_DEFAULTS: dict[str, Any] = {
@@ -150,7 +150,7 @@ def fit_sgd(
     chosen = with_defaults(SGD_DEFAULTS, params, "sgd")
     if features.numeric:
         parts = [dask.delayed(moments)(p, features.numeric) for p in train.to_delayed()]
-        count, total, squares = client.compute(tree_reduce(_sum, parts)).result()
+        count, total, squares = fetch(client, tree_reduce(_sum, parts))
         standardizer = Standardizer.from_moments(count, total, squares)
     else:
         standardizer = Standardizer(np.zeros(0), np.ones(0))

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from prefect_sklearn_dask.ml.partitioned.source import ROW_ID, PartitionedSource
+from prefect_sklearn_dask.ml.partitioned.tree import fetch
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ def predict_to_parquet(
 
     started = time.perf_counter()
     if source.n_rows is None:  # CSV: count the rows first, for the row ids
-        lengths = client.compute(source.frame().map_partitions(len)).result()
+        lengths = fetch(client, source.frame().map_partitions(len))
         source = source.with_row_counts(lengths)
     frame = source.frame()
     [shared] = client.scatter([model], broadcast=False, hash=False)

@@ -17,7 +17,7 @@ import pandas as pd
 
 from prefect_sklearn_dask.ml.errors import DataError
 from prefect_sklearn_dask.ml.partitioned.source import CATEGORY, PartitionedSource
-from prefect_sklearn_dask.ml.partitioned.tree import tree_reduce
+from prefect_sklearn_dask.ml.partitioned.tree import fetch, tree_reduce
 
 # More distinct values than this in a text column (or the target) is an id or free
 # text, not a category: refused, so the levels stay small enough to travel.
@@ -108,7 +108,7 @@ def profile_source(client, source: PartitionedSource) -> DataProfile:
         dask.delayed(summarize)(part, i, piece.path, source.target, text)
         for i, (part, piece) in enumerate(zip(parts, source.pieces, strict=True))
     ]
-    merged = client.compute(tree_reduce(merge_all, summaries)).result()
+    merged = fetch(client, tree_reduce(merge_all, summaries))
     return check(merged, source, text)
 
 

@@ -17,7 +17,7 @@ from prefect_sklearn_dask.ml.partitioned.engines import ENGINES, TRAIN_TIMEOUT
 from prefect_sklearn_dask.ml.partitioned.model import Features, PartitionedModel
 from prefect_sklearn_dask.ml.partitioned.profile import DataProfile
 from prefect_sklearn_dask.ml.partitioned.source import CATEGORY, PartitionedSource
-from prefect_sklearn_dask.ml.partitioned.tree import tree_reduce
+from prefect_sklearn_dask.ml.partitioned.tree import fetch, tree_reduce
 
 
 def features_of(source: PartitionedSource, profile: DataProfile) -> Features:
@@ -52,7 +52,7 @@ def score(client, test, model: PartitionedModel, target: str) -> metrics.ScoreSt
     """Held-out statistics reduced on the workers (the model is sent once, not per task)."""
     [shared] = client.scatter([model], broadcast=False, hash=False)
     parts = [dask.delayed(score_partition)(p, shared, target) for p in test.to_delayed()]
-    return client.compute(tree_reduce(metrics.total, parts)).result()
+    return fetch(client, tree_reduce(metrics.total, parts))
 
 
 def train_and_score(
