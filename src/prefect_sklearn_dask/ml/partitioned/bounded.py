@@ -40,6 +40,7 @@ def bounded_call(
     what: str,
     poll: float = POLL_SECONDS,
     key_names: tuple[str, ...] = (),
+    drain_seconds: float = 0.0,
 ) -> T:
     """``call()``, unless a worker leaves or ``timeout`` seconds pass first.
 
@@ -68,12 +69,14 @@ def bounded_call(
         lost = [a for a, i in before.items() if now.get(a) != i]
         if lost:
             _cancel_new(client, known, key_names)
+            drain(client, key_names, drain_seconds, poll)
             raise ClusterChanged(
                 f"{what}: worker(s) {', '.join(sorted(lost))} left or restarted during "
                 "training; retrying on the workers there are"
             )
         if time.monotonic() > deadline:
             _cancel_new(client, known, key_names)
+            drain(client, key_names, drain_seconds, poll)
             raise TrainingTimeout(f"{what} took longer than {timeout:.0f} s; stopped")
     if "error" in outcome:
         raise outcome["error"]
@@ -90,3 +93,25 @@ def _cancel_new(client, known: set, key_names: tuple[str, ...]) -> None:
     ]
     if stale:
         client.cancel([Future(key, client) for key in stale], force=True)
+
+
+def _executing(names: tuple[str, ...], dask_worker=None) -> list[str]:
+    """On a worker: the running tasks (cancelled ones included) whose key matches."""
+    keys = (str(ts.key) for ts in dask_worker.state.executing)
+    return [key for key in keys if any(name in key for name in names)]
+
+
+def drain(client, key_names: tuple[str, ...], seconds: float, poll: float = POLL_SECONDS) -> None:
+    """Wait up to ``seconds`` until no worker runs a task matching ``key_names``; then
+    restart the workers that still do (their nannies start them afresh)."""
+    if not key_names:
+        return
+    deadline = time.monotonic() + seconds
+    while True:
+        stuck = sorted(a for a, keys in client.run(_executing, key_names).items() if keys)
+        if not stuck:
+            return
+        if time.monotonic() >= deadline:
+            client.restart_workers(stuck, raise_for_error=False)
+            return
+        time.sleep(poll)

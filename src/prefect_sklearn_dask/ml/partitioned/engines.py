@@ -28,6 +28,9 @@ XGB_DEFAULTS: dict[str, Any] = {
 SGD_DEFAULTS: dict[str, Any] = {"epochs": 3, "alpha": 1e-4}
 # Generous: the watchdog ends the wait at once when a worker leaves; this bounds the rest.
 TRAIN_TIMEOUT = 4 * 3600.0
+# How long one of xgboost's collective operations waits for a peer before it fails: how
+# long a worker left alone by a dead peer stays busy (then it is restarted, bounded.drain).
+COLLECTIVE_TIMEOUT = 300
 # Keys of the tasks xgboost.dask submits to train (one per worker), cancelled when the
 # training is abandoned.
 XGB_TASKS = ("fn-",)
@@ -106,7 +109,9 @@ def fit_xgb(
             enable_categorical=True,
             max_bin=chosen["max_bin"],
         )
-        coll = Config(timeout=max(60, int(timeout)), tracker_timeout=max(60, int(timeout)))
+        # No tracker timeout: it bounds the whole training, and when it expires the
+        # tracker (on the scheduler) aborts its process. The watchdog bounds the wait.
+        coll = Config(timeout=int(COLLECTIVE_TIMEOUT))
         return dxgb.train(
             client,
             booster_params,
@@ -115,7 +120,14 @@ def fit_xgb(
             coll_cfg=coll,
         )["booster"]
 
-    booster = bounded_call(client, boost, timeout, "xgb training", key_names=XGB_TASKS)
+    booster = bounded_call(
+        client,
+        boost,
+        timeout,
+        "xgb training",
+        key_names=XGB_TASKS,
+        drain_seconds=COLLECTIVE_TIMEOUT + 10,
+    )
     return PartitionedModel("xgb", features, n_classes, booster, params=dict(params or {}))
 
 
