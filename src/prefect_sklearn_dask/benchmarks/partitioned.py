@@ -271,6 +271,8 @@ def add_row_fields(row: dict[str, Any], runs: list[Measurement]) -> None:
 def goals(ctx: GoalContext) -> list[Goal]:
     row, at = ctx.row, ctx.at
     mine, raw = row(NAME, PROJECT), row(NAME, RAW)
+    if not (mine or raw or row(NAME, PANDAS)):
+        return []  # not run (--quick leaves it out): no lines, not n/a ones
     out = []
     if mine and raw:
         ratio = mine["wall_median_s"] / raw["wall_median_s"]
