@@ -10,7 +10,13 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from prefect_sklearn_dask.benchmarks import core, optuna_bench, search_bench, user_flow
+from prefect_sklearn_dask.benchmarks import (
+    core,
+    optuna_bench,
+    partitioned,
+    search_bench,
+    user_flow,
+)
 from prefect_sklearn_dask.benchmarks.base import (
     Env,
     Goal,
@@ -22,7 +28,13 @@ from prefect_sklearn_dask.benchmarks.base import (
 from prefect_sklearn_dask.benchmarks.cpu import per_task_ms
 
 # The order of the rows in the table and of the goal lines.
-MODULES: tuple[Rows, ...] = (core.ROWS, user_flow.ROWS, search_bench.ROWS, optuna_bench.ROWS)
+MODULES: tuple[Rows, ...] = (
+    core.ROWS,
+    user_flow.ROWS,
+    search_bench.ROWS,
+    optuna_bench.ROWS,
+    partitioned.ROWS,
+)
 
 
 def _merged(attribute: str) -> dict[Any, Any]:

@@ -13,7 +13,11 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from prefect_sklearn_dask.cluster.adaptive import parse_adapt
 from prefect_sklearn_dask.cluster.config import load_config
-from prefect_sklearn_dask.cluster.local import default_workers, local_cluster_kwargs
+from prefect_sklearn_dask.cluster.local import (
+    check_memory,
+    default_workers,
+    local_cluster_kwargs,
+)
 from prefect_sklearn_dask.cluster.remote import check_address, tls_security
 from prefect_sklearn_dask.ml.errors import UserError
 
@@ -31,10 +35,18 @@ def check_cluster_options(
     tls_ca: str | None = None,
     tls_cert: str | None = None,
     tls_key: str | None = None,
+    worker_memory: str | None = None,
 ) -> Security | None:
     """The rules between the cluster options, in one place: the CLI checks them before it
     starts anything, a deployment's flow run when it builds its runner. Returns the TLS
     ``Security`` the three PEM files make (None without them)."""
+    if worker_memory:
+        check_memory(worker_memory)
+        if address or cluster_config:
+            raise UserError(
+                "--worker-memory sizes the workers of a new local cluster; workers at "
+                "--address or from --cluster-config set their own (dask worker --memory-limit)"
+            )
     chosen = [
         flag
         for flag, value in (
@@ -64,6 +76,7 @@ def build_task_runner(
     tls_key: str | None = None,
     performance_report_path: str | None = None,
     stock_dask: bool = False,
+    worker_memory: str | None = None,
 ) -> TaskRunner:
     """``sequential``: one thread; ``threads``: Prefect's thread pool; ``dask``: a
     ``LocalCluster`` of worker processes (fixed, or adaptive ``MIN:MAX``), the scheduler
@@ -71,7 +84,8 @@ def build_task_runner(
 
     ``dask`` uses :class:`~.fast_dask.FastDaskTaskRunner` (the same task runs on the
     server, ~10x less per-task overhead); ``stock_dask=True`` picks prefect-dask's own
-    ``DaskTaskRunner``, which the benchmarks compare against."""
+    ``DaskTaskRunner``, which the benchmarks compare against. ``worker_memory`` is each
+    new local worker's Dask memory limit (``1500MB``)."""
     if runner == "sequential":
         return ThreadPoolTaskRunner(max_workers=1)
     if runner == "threads":
@@ -84,7 +98,9 @@ def build_task_runner(
     else:
         from prefect_sklearn_dask.bridge.fast_dask import FastDaskTaskRunner as DaskTaskRunner
 
-    security = check_cluster_options(address, adapt, cluster_config, tls_ca, tls_cert, tls_key)
+    security = check_cluster_options(
+        address, adapt, cluster_config, tls_ca, tls_cert, tls_key, worker_memory
+    )
     client_kwargs = {"security": security} if security is not None else None
     common = {"client_kwargs": client_kwargs, "performance_report_path": performance_report_path}
     if address:
@@ -98,7 +114,7 @@ def build_task_runner(
             **common,
         )
     adapt_kwargs = parse_adapt(adapt) if adapt else None
-    kwargs = local_cluster_kwargs(workers)
+    kwargs = local_cluster_kwargs(workers, worker_memory=worker_memory)
     if adapt_kwargs:
         kwargs["n_workers"] = adapt_kwargs["minimum"]
     return DaskTaskRunner(

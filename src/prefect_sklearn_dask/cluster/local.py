@@ -8,6 +8,7 @@ As a command it keeps one cluster alive between flow runs, so each run skips the
 ~4 s cluster start; ``flows/train.py --runner dask`` finds it through a state file::
 
     python cluster/local.py start --workers 4 --threads-per-worker 1   # Ctrl-C or `stop` ends it
+    python cluster/local.py start --workers 2 --worker-memory 1500MB   # Dask's memory limit
     python cluster/local.py ensure     # start in the background unless one runs (make run)
     python cluster/local.py status
     python cluster/local.py stop
@@ -43,15 +44,40 @@ def local_cluster_kwargs(
     threads_per_worker: int = 1,
     host: str = DEFAULT_HOST,
     dashboard_port: int = DASHBOARD_PORT,
+    worker_memory: str | None = None,
 ) -> dict[str, Any]:
-    """``distributed.LocalCluster`` keyword arguments, local-only by default."""
-    return {
+    """``distributed.LocalCluster`` keyword arguments, local-only by default.
+
+    ``worker_memory`` (e.g. ``1500MB``) is each worker's Dask ``memory_limit``: past it
+    the worker spills, pauses, and its nanny restarts it (default: the machine's memory
+    shared out among the workers)."""
+    kwargs = {
         "n_workers": workers or default_workers(),
         "threads_per_worker": threads_per_worker,
         "processes": True,
         "host": host,
         "dashboard_address": f"{host}:{dashboard_port}",
     }
+    if worker_memory:
+        kwargs["memory_limit"] = check_memory(worker_memory)
+    return kwargs
+
+
+def check_memory(value: str) -> str:
+    """A Dask memory limit (``1500MB``, ``2GiB``, ``auto``), checked: a typo is one line."""
+    from dask.utils import parse_bytes
+
+    from prefect_sklearn_dask.ml.errors import UserError
+
+    if value == "auto":
+        return value
+    try:
+        size = parse_bytes(value)
+    except (ValueError, TypeError):
+        size = 0
+    if size <= 0:
+        raise UserError(f"--worker-memory takes a size such as 1500MB or 2GiB, got {value!r}")
+    return value
 
 
 def port_free(host: str, port: int) -> bool:
@@ -107,7 +133,9 @@ def start(args: argparse.Namespace) -> int:
 
     from prefect_sklearn_dask.cluster.run_files import route_modules, runs_root
 
-    kwargs = local_cluster_kwargs(args.workers, args.threads, args.host, args.dashboard_port)
+    kwargs = local_cluster_kwargs(
+        args.workers, args.threads, args.host, args.dashboard_port, args.worker_memory
+    )
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -163,6 +191,7 @@ def ensure(args: argparse.Namespace) -> int:
     command += ["--port", str(args.port), "--dashboard-port", str(args.dashboard_port)]
     command += ["--threads-per-worker", str(args.threads)]
     command += ["--workers", str(args.workers)] if args.workers else []
+    command += ["--worker-memory", args.worker_memory] if args.worker_memory else []
     log = state_path().with_suffix(".log")
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "wb") as out:
@@ -264,6 +293,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         command.add_argument("--port", type=int, default=SCHEDULER_PORT, help="scheduler port")
         command.add_argument("--dashboard-port", type=int, default=DASHBOARD_PORT)
+        command.add_argument(
+            "--worker-memory",
+            metavar="SIZE",
+            help="memory limit per worker, e.g. 1500MB (default: the machine's, shared out)",
+        )
     sub.add_parser("status", help="workers, memory, tasks and dashboard of the running cluster")
     sub.add_parser("stop", help="stop the running cluster")
     args = parser.parse_args(argv)

@@ -82,11 +82,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="port of the project's Prefect server (when PREFECT_API_URL is not set)",
     )
     parser.add_argument("--check", action="store_true", help="exit 1 when a goal fails")
+    parser.add_argument(
+        "--rows",
+        type=int,
+        help="partitioned workload: rows of synthetic Parquet (default: ~1.5x one worker's "
+        "free memory under --worker-memory)",
+    )
+    parser.add_argument(
+        "--worker-memory",
+        default="1500MB",
+        help="partitioned workload: memory limit of each worker of its clusters",
+    )
     args = parser.parse_args(argv)
     args.workers = _workers(args.workers)
     args.workloads = _names(args.workload, WORKLOADS, "workload")
     args.backends = _names(args.backends, BACKENDS, "backend")
     args.repeats = args.repeats or (1 if args.quick else 3)
+    if args.rows is not None and args.rows < 100:
+        raise UserError(f"--rows must be at least 100, got {args.rows}")
+    from prefect_sklearn_dask.benchmarks.partitioned import configure
+    from prefect_sklearn_dask.cluster.local import check_memory
+
+    configure(args.rows, check_memory(args.worker_memory))
     if args.repeats < 1:
         raise UserError(f"--repeats must be at least 1, got {args.repeats}")
     return args

@@ -35,7 +35,8 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
         "--dataset",
         default="synthetic",
         help=f"{', '.join(BUILTIN_LOADERS)}, synthetic[:n_samples=N,n_features=M,n_classes=K], "
-        "or a .csv/.parquet file",
+        "a .csv/.parquet file, or a directory, glob or URL (s3://, gs://, abfs://) of "
+        "Parquet/CSV partitions that stay on the Dask workers (--models xgb,sgd)",
     )
     parser.add_argument("--target", help="target column of a CSV/Parquet file")
     parser.add_argument(
@@ -87,6 +88,11 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--workers", type=int, help="threads or Dask worker processes (default: one per core)"
+    )
+    parser.add_argument(
+        "--worker-memory",
+        metavar="SIZE",
+        help="memory limit of each worker of a new local Dask cluster, e.g. 1500MB",
     )
     parser.add_argument(
         "--cv", type=int, default=0, help="k-fold cross-validation (0: off, the default)"
@@ -142,12 +148,19 @@ def validate_training_args(args: argparse.Namespace) -> dict[str, Any]:
         "--tls-cert": args.tls_cert,
         "--tls-key": args.tls_key,
         "--upload-code": args.upload_code,
+        "--worker-memory": args.worker_memory,
     }
     for flag, value in cluster_flags.items():
         if value and args.runner != "dask":
             raise UserError(f"{flag} needs --runner dask")
     security = check_cluster_options(
-        args.address, args.adapt, args.cluster_config, args.tls_ca, args.tls_cert, args.tls_key
+        args.address,
+        args.adapt,
+        args.cluster_config,
+        args.tls_ca,
+        args.tls_cert,
+        args.tls_key,
+        args.worker_memory,
     )
     args.models = parse_models(args.models)
     args.dataset = prepare_data(RunOptions.from_params(**flow_parameters(args))).source

@@ -32,6 +32,7 @@ from prefect_sklearn_dask.commands.options import (  # noqa: E402
     validate_training_args,
 )
 from prefect_sklearn_dask.masking import install_log_masking, mask  # noqa: E402
+from prefect_sklearn_dask.ml.errors import UserError  # noqa: E402
 from prefect_sklearn_dask.server.process import DEFAULT_PORT, ensure_server, is_healthy  # noqa: E402
 
 
@@ -72,6 +73,8 @@ def reuse_long_lived(args: argparse.Namespace) -> bool:
     """Point a plain ``--runner dask`` run at the cluster ``cluster/local.py start`` keeps."""
     if args.runner != "dask" or args.address or args.adapt or args.cluster_config:
         return False
+    if args.worker_memory:  # a new cluster, its workers sized as asked
+        return False
     if args.new_cluster:
         return False
     state = running_cluster()
@@ -97,6 +100,8 @@ def render(summary: dict) -> str:
         columns.append("cv_f1_macro_mean")
     if "fits" in rows[0]:  # a search: its CV score, fits and the best params
         columns += ["cv_mean_std", "fits", "search_seconds", "params"]
+    if "peak_worker_mb" in rows[0]:  # partitioned data: its work spans the workers
+        columns.append("peak_worker_mb")
     if any(r["status"] != "ok" for r in rows):
         columns.append("error")
     widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
@@ -200,8 +205,13 @@ def _run_flow(args: argparse.Namespace, api_url: str):
 
 
 def _fail_run(state) -> int:
+    """Exit 1 with the reason; bad input found inside the run (a partition that only the
+    cluster reads, a class count only its pass sees) is exit 2, as before a run starts."""
     try:
         state.result()
+    except UserError as exc:
+        print(mask(f"error: {exc}"), file=sys.stderr)
+        return 2
     except Exception as exc:
         print(mask(f"error: the flow run failed: {type(exc).__name__}: {exc}"), file=sys.stderr)
     return 1

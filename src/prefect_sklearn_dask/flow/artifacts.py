@@ -37,6 +37,8 @@ def table_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     columns = ("rank", "model", "status", *SCORE_COLUMNS, *TIME_COLUMNS, "params", "error")
     if any(row.get("search") for row in rows):
         columns += SEARCH_COLUMNS
+    if any(row.get("peak_worker_mb") for row in rows):
+        columns += ("peak_worker_mb",)
     out = []
     for row in rows:
         row = {**row, **search_cells(row.get("search"))}

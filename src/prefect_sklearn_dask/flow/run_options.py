@@ -58,6 +58,7 @@ class RunOptions:
     n_iter: int
     search_space: dict[str, dict[str, Any]] | None
     pruner: Pruner
+    worker_memory: str | None = None
     names: list[str] = dataclasses.field(default_factory=list)
     searching: SearchRequest | None = None
     storage_root: Path = Path()

@@ -110,6 +110,7 @@ def open_runner(opts: RunOptions, run_id: str) -> Iterator[Run]:
         tls_cert=opts.tls_cert,
         tls_key=opts.tls_key,
         performance_report_path=str(report) if report else None,
+        worker_memory=opts.worker_memory,
     )
     try:
         with task_runner:

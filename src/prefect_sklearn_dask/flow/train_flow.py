@@ -82,6 +82,7 @@ def train_flow(
     n_iter: int = 10,
     search_space: dict[str, dict[str, Any]] | None = None,
     pruner: Pruner = "median",
+    worker_memory: str | None = None,
 ) -> dict[str, Any]:
     """Train ``models`` on ``dataset`` with ``runner``, publish the comparison, persist the best.
 
@@ -92,7 +93,12 @@ def train_flow(
     Dask runs go to a new ``LocalCluster`` (``adapt="MIN:MAX"`` for an adaptive one), the
     scheduler at ``address`` (TLS with ``tls_*`` PEM paths) or the cluster a YAML
     ``cluster_config`` names; ``upload_code`` ships the project to workers that lack it.
-    Each Dask run saves its performance report next to the run's model.
+    ``worker_memory`` (``1500MB``) is each new local worker's Dask memory limit. Each Dask
+    run saves its performance report next to the run's model.
+
+    ``dataset`` as a directory, glob or URL (``s3://``...) of Parquet/CSV files is
+    partitioned data: it stays on the workers and trains ``xgb``/``sgd`` across them
+    (:mod:`.partitioned_data`).
 
     With ``cache`` (default) every finished fit is persisted and a re-run with the same
     data and parameters reuses it while no identical run has completed (a run killed

@@ -21,6 +21,7 @@ from prefect_sklearn_dask.flow import fit_cache
 from prefect_sklearn_dask.flow.tasks import train_model
 from prefect_sklearn_dask.ml.data import DatasetRef, load_split, prepare
 from prefect_sklearn_dask.ml.evaluate import TrainReport
+from prefect_sklearn_dask.ml.partitioned.source import is_partitioned_source
 
 if TYPE_CHECKING:
     from prefect import Task
@@ -151,9 +152,16 @@ class InMemoryData:
         }
 
 
+def _partitioned(opts: RunOptions) -> TrainingData:
+    """Partitioned files (flow/partitioned_data.py), imported only when used."""
+    from prefect_sklearn_dask.flow.partitioned_data import PartitionedData
+
+    return PartitionedData.prepare(opts)
+
+
 # (accepts the dataset string?, builds the data from the run's options): first match wins.
 DataKind = tuple[Callable[[str], bool], Callable[["RunOptions"], TrainingData]]
-DATA_KINDS: list[DataKind] = []
+DATA_KINDS: list[DataKind] = [(is_partitioned_source, _partitioned)]
 
 
 def prepare_data(opts: RunOptions) -> TrainingData:

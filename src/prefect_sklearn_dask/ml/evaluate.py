@@ -32,6 +32,8 @@ class TrainReport:
     and ``roc_curves`` (class index -> ``fpr``/``tpr``/``auc``, one-vs-rest; only the
     positive class when binary) describe the held-out predictions for the chart.
     ``search`` (with ``--search``) holds the search's best CV score, fits and seconds.
+    ``peak_worker_mb``: the highest Dask worker RSS while the model trained and was scored
+    (partitioned data, whose work spans the cluster).
     """
 
     model: str
@@ -52,6 +54,7 @@ class TrainReport:
     started_at: float = 0.0
     finished_at: float = 0.0
     search: dict[str, Any] | None = None
+    peak_worker_mb: float | None = None
     estimator: Pipeline | None = field(default=None, repr=False, compare=False)
 
     def row(self) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from sklearn.ensemble import (
     HistGradientBoostingClassifier,
     RandomForestClassifier,
 )
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, SGDClassifier
 from sklearn.naive_bayes import GaussianNB
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.neural_network import MLPClassifier
@@ -54,6 +54,21 @@ def _seeded(cls: type, **defaults: Any) -> Callable[[int], ClassifierMixin]:
 
 def _unseeded(cls: type, **defaults: Any) -> Callable[[int], ClassifierMixin]:
     return lambda seed: cls(**defaults)
+
+
+def _xgboost(seed: int) -> ClassifierMixin:
+    """XGBoost's scikit-learn classifier with the partitioned engine's defaults
+    (``ml/partitioned/engines.py``), imported only when built."""
+    from xgboost import XGBClassifier
+
+    return XGBClassifier(
+        n_estimators=50,
+        max_depth=6,
+        learning_rate=0.3,
+        tree_method="hist",
+        n_jobs=1,
+        random_state=seed,
+    )
 
 
 REGISTRY: dict[str, ModelSpec] = {
@@ -166,6 +181,29 @@ REGISTRY: dict[str, ModelSpec] = {
             scale=True,
             cost=0.03,
             distributions={"solver": ["svd", "lsqr"], "tol": loguniform(1e-6, 1e-2)},
+        ),
+        # Both also train on partitioned data (ml/partitioned/engines.py): xgboost.dask and
+        # SGDClassifier streamed through dask-ml's Incremental.
+        ModelSpec(
+            "xgb",
+            "XGBoost (hist)",
+            _xgboost,
+            {"max_depth": (3, 6), "learning_rate": (0.1, 0.3)},
+            cost=0.5,
+            distributions={
+                "max_depth": randint(2, 10),
+                "learning_rate": loguniform(0.01, 0.5),
+                "n_estimators": randint(20, 200),
+            },
+        ),
+        ModelSpec(
+            "sgd",
+            "Linear model by SGD (log loss)",
+            _seeded(SGDClassifier, loss="log_loss"),
+            {"alpha": (1e-5, 1e-4, 1e-3)},
+            scale=True,
+            cost=0.03,
+            distributions={"alpha": loguniform(1e-6, 1e-2)},
         ),
     )
 }
