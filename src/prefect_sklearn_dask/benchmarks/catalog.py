@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from prefect_sklearn_dask.benchmarks import core, search_bench, user_flow
+from prefect_sklearn_dask.benchmarks import core, search_bench, user_flow, whole
 from prefect_sklearn_dask.benchmarks.base import (
     Env,
     Goal,
@@ -22,7 +22,7 @@ from prefect_sklearn_dask.benchmarks.base import (
 from prefect_sklearn_dask.benchmarks.cpu import per_task_ms
 
 # The order of the rows in the table and of the goal lines.
-MODULES: tuple[Rows, ...] = (core.ROWS, user_flow.ROWS, search_bench.ROWS)
+MODULES: tuple[Rows, ...] = (core.ROWS, user_flow.ROWS, search_bench.ROWS, whole.ROWS)
 
 
 def _merged(attribute: str) -> dict[Any, Any]:
