@@ -1,8 +1,10 @@
 """A stock ``prefect server start`` for the ``@stock-server`` rows: what a drop-in user runs.
 
-Default settings (no batched task-run recorder: ``server.process.THROUGHPUT_ENV`` is
-left out), its own throw-away ``PREFECT_HOME``, 127.0.0.1 on a free port, telemetry off
-(offline machines). Started on first use, stopped when the process exits.
+Default settings (the project's batched task-run recorder, ``server.process.THROUGHPUT_ENV``,
+is not applied; server settings exported in the environment are, which is how README's
+"Threads or Dask?" measures a tuned stock server), its own throw-away ``PREFECT_HOME``,
+127.0.0.1 on a free port, telemetry off (offline machines). Started on first use, stopped
+when the process exits.
 """
 
 from __future__ import annotations
@@ -39,14 +41,14 @@ def _stop(process: subprocess.Popen, home: str) -> None:
 
 def api_url(timeout: float = 180.0) -> str:
     """The stock server's API URL, starting it the first time."""
-    from prefect_sklearn_dask.server.process import OFFLINE_ENV, THROUGHPUT_ENV, is_healthy
+    from prefect_sklearn_dask.server.process import OFFLINE_ENV, is_healthy
 
     with _LOCK:
         if "url" in _STARTED:
             return _STARTED["url"]
         home = tempfile.mkdtemp(prefix="bench-stock-prefect-")
         port = _free_port()
-        env = {k: v for k, v in os.environ.items() if k not in THROUGHPUT_ENV}
+        env = dict(os.environ)
         env.pop("PREFECT_API_URL", None)
         env.update(OFFLINE_ENV, PREFECT_HOME=home)
         prefect = Path(sys.executable).with_name("prefect")

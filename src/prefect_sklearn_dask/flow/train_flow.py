@@ -31,7 +31,7 @@ from prefect_sklearn_dask.bridge.runners import (
 )
 from prefect_sklearn_dask.bridge.workers import flush_worker_logs, prepare_workers
 from prefect_sklearn_dask.flow import artifacts
-from prefect_sklearn_dask.flow.comparison import publish_chart
+from prefect_sklearn_dask.flow.comparison import prewarm_chart, publish_chart
 from prefect_sklearn_dask.flow.fit_cache import FitCache, open_fit_cache
 from prefect_sklearn_dask.flow.masked_failures import masked_failures
 from prefect_sklearn_dask.flow.model_store import MODEL_DIR, default_storage, save_model
@@ -291,6 +291,7 @@ def train_flow(
                         searching.drivers(task_runner, client, len(names))
                     )
                 futures = {submit_to.submit(task, inputs(name)): name for name in by_cost(names)}
+                prewarm_chart()  # the chart's imports while the fits run
                 reports, failures, reused = gather(futures, logger, client, task)
             trained = time.perf_counter()
             fits = len(futures)
