@@ -165,7 +165,7 @@ def test_the_prefect_ui_shows_the_run_and_its_comparison(browser, summary, prefe
 
 
 def test_the_charts_imports_can_start_before_the_fits_end():
-    """bokeh is imported off the flow's thread (train_flow starts it when the fits go out),
+    """bokeh is imported off the flow's thread (flow/training.py starts it when the fits go out),
     not by the first chart after the last fit; importing the flow does not import it."""
     import subprocess
     import sys

@@ -17,7 +17,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from prefect_sklearn_dask.flow.train_flow import CACHE_DIR, train_flow
+from prefect_sklearn_dask.flow.fit_cache import CACHE_DIR
+from prefect_sklearn_dask.flow.train_flow import train_flow
 from prefect_sklearn_dask.ml import registry
 from tests.dask_procs import dask_cluster
 from tests.records import read_task_runs, wait_for_task_runs

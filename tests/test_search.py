@@ -23,7 +23,7 @@ from sklearn.model_selection import (
 )
 
 from prefect_sklearn_dask.bridge.fanout import fan_out
-from prefect_sklearn_dask.ml import search_cache
+from prefect_sklearn_dask.flow import fit_cache
 from prefect_sklearn_dask.ml.data import load_split, prepare
 from prefect_sklearn_dask.ml.errors import UserError
 from prefect_sklearn_dask.ml.preprocess import make_model_pipeline
@@ -168,14 +168,14 @@ def test_bytes_per_fit_do_not_grow_with_the_data():
     for rows in (300, 30_000):
         ref = prepare(f"synthetic:n_samples={rows},n_features=30", None, 0.25, SEED)
         job = FitJob("logreg", {"C": 1.0}, Fold(CV, 0, SEED), "f1_macro", 0)
-        sizes.append(len(pickle.dumps((search_cache.fit_and_store, ref, job, "/tmp/cache"))))
+        sizes.append(len(pickle.dumps((fit_cache.fit_and_store, ref, job, "/tmp/cache"))))
     assert abs(sizes[0] - sizes[1]) <= 4 and sizes[0] < 2000, sizes
 
 
 def test_fit_key_changes_with_what_changes_the_fit(ref, tmp_path):
     job = FitJob("logreg", {"C": 1.0}, Fold(CV, 0, SEED), "f1_macro", 0)
-    key = search_cache.fit_key(ref, job)
-    assert search_cache.fit_key(ref, FitJob("logreg", {"C": 1.0}, Fold(CV, 0, SEED), "f1_macro", 5))
+    key = fit_cache.fit_key(ref, job)
+    assert fit_cache.fit_key(ref, FitJob("logreg", {"C": 1.0}, Fold(CV, 0, SEED), "f1_macro", 5))
     for other in (
         FitJob("logreg", {"C": 2.0}, Fold(CV, 0, SEED), "f1_macro", 0),
         FitJob("logreg", {"C": 1.0}, Fold(CV, 1, SEED), "f1_macro", 0),
@@ -184,10 +184,10 @@ def test_fit_key_changes_with_what_changes_the_fit(ref, tmp_path):
         FitJob("logreg", {"C": 1.0}, Fold(CV, 0, SEED, 100), "f1_macro", 0),
         FitJob("logreg", {"C": 1.0}, Fold(CV, 0, SEED), "accuracy", 0),
     ):
-        assert search_cache.fit_key(ref, other) != key, other
-    assert search_cache.load(str(tmp_path), key) is None
-    result = search_cache.fit_and_store(ref, job, str(tmp_path))
-    assert search_cache.load(str(tmp_path), key) == result
+        assert fit_cache.fit_key(ref, other) != key, other
+    assert fit_cache.load(str(tmp_path), key) is None
+    result = fit_cache.fit_and_store(ref, job, str(tmp_path))
+    assert fit_cache.load(str(tmp_path), key) == result
     assert [p.name for p in tmp_path.iterdir()] == [f"{key}.joblib"]
 
 

@@ -18,9 +18,10 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, Fl
 
 from prefect_sklearn_dask import FastDaskTaskRunner
 from prefect_sklearn_dask.flow.artifacts import TABLE_KEY
+from prefect_sklearn_dask.flow.fit_cache import CACHE_DIR, SEARCH_CACHE
 from prefect_sklearn_dask.flow.model_store import load_model
-from prefect_sklearn_dask.flow.search_task import SEARCH_CACHE, artifact_key, search_model
-from prefect_sklearn_dask.flow.train_flow import CACHE_DIR, train_flow
+from prefect_sklearn_dask.flow.search_task import artifact_key, search_model
+from prefect_sklearn_dask.flow.train_flow import train_flow
 from prefect_sklearn_dask.ml.data import prepare
 from tests.records import wait_for_task_runs
 from tests.test_faults import REUSED, wait_for

@@ -84,6 +84,17 @@ def _flow_runner_client() -> Any:
         return None
 
 
+def current_client() -> Any:
+    """The client this context's Dask work goes to: :func:`fits_on`'s, else (outside a
+    worker) the flow run's Dask runner's; None when there is none.
+
+    A task that drives its own Dask work (a search, a model trained on partitioned data)
+    calls this rather than ``distributed.get_client()``, so its work follows the flow's
+    client and its :func:`fits_on` cap.
+    """
+    return _CLIENT.get() or (None if on_dask_worker() else _flow_runner_client())
+
+
 def fan_out(
     fn: Callable[..., Any],
     calls: Sequence[tuple[Any, ...]],
@@ -103,7 +114,7 @@ def fan_out(
     """
     if not calls:
         return []
-    client = _CLIENT.get() or (None if on_dask_worker() else _flow_runner_client())
+    client = current_client()
     if client is not None:
         return _drive(client, fn, calls, limit, on_done, key_prefix, _SLOTS.get())
     if on_dask_worker():

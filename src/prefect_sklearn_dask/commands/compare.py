@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from prefect_sklearn_dask.cli import quiet_environment, run_cli
+from prefect_sklearn_dask.cli import HelpFormatter, quiet_environment, run_cli
 
 quiet_environment()
 
@@ -22,6 +22,10 @@ from prefect_sklearn_dask.benchmarks.catalog import (  # noqa: E402
 )
 from prefect_sklearn_dask.ml.errors import UserError  # noqa: E402
 from prefect_sklearn_dask.server.process import DEFAULT_PORT  # noqa: E402
+
+# Result files (JSON and CSV carry the git commit they ran at) go to the checkout's
+# benchmarks/results/, where the runs the READMEs quote are committed.
+RESULTS = Path(__file__).resolve().parents[3] / "benchmarks" / "results"
 
 
 def _names(value: str, allowed: tuple[str, ...], what: str) -> list[str]:
@@ -53,7 +57,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Run the same workloads on every backend (sequential, Prefect threads, "
         "Prefect on Dask, raw Dask, joblib/scikit-learn) and report medians, ratios to raw "
         "Dask, parallel efficiency and the project's performance goals.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
         epilog="backends: " + "; ".join(f"{k}: {v}" for k, v in DESCRIPTIONS.items()),
     )
     parser.add_argument("--quick", action="store_true", help="small workloads, 1 repeat (CI)")
@@ -67,7 +71,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"from: {', '.join(WORKLOADS)} (search: the search workloads, benchmarks/README.md)",
     )
     parser.add_argument("--backends", default=",".join(BACKENDS), help="subset of backends to run")
-    parser.add_argument("--out", default="results", help="folder for JSON, CSV and the chart")
+    parser.add_argument("--out", default=str(RESULTS), help="folder for JSON, CSV and the chart")
     parser.add_argument(
         "--timeout", type=float, default=600.0, help="seconds one backend run may take"
     )

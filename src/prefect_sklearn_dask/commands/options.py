@@ -23,7 +23,7 @@ from prefect_sklearn_dask.cluster.adaptive import parse_adapt
 from prefect_sklearn_dask.cluster.config import validate as validate_config
 from prefect_sklearn_dask.cluster.remote import check_address
 from prefect_sklearn_dask.commands import search_options
-from prefect_sklearn_dask.ml.data import BUILTIN_LOADERS, prepare
+from prefect_sklearn_dask.ml.data import BUILTIN_LOADERS
 from prefect_sklearn_dask.ml.errors import UserError
 from prefect_sklearn_dask.ml.evaluate import METRICS
 from prefect_sklearn_dask.ml.registry import DEFAULT_MODELS, REGISTRY, parse_models
@@ -114,12 +114,15 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
 def validate_training_args(args: argparse.Namespace) -> dict[str, Any]:
     """Check every training option offline and return ``train_flow``'s parameters.
 
-    Loads the dataset once (a missing file, target column or a one-class table fails
-    here) and normalizes what the flow would otherwise resolve later: the file's absolute
-    path, the models as a list, the scheduler address with its scheme. Whether the
-    scheduler answers is the caller's check: a deployment may be served before its
-    cluster is up.
+    Prepares the dataset as the flow will (:func:`~.flow.training_data.prepare_data`: a
+    missing file, target column or a one-class table fails here) and normalizes what
+    the flow would otherwise resolve later: the file's absolute path, the models as a list,
+    the scheduler address with its scheme. Whether the scheduler answers is the caller's
+    check: a deployment may be served before its cluster is up.
     """
+    from prefect_sklearn_dask.flow.run_options import RunOptions
+    from prefect_sklearn_dask.flow.training_data import prepare_data
+
     search_options.validate(args)
     if args.workers is not None and args.workers < 1:
         raise UserError(f"--workers must be at least 1, got {args.workers}")
@@ -147,7 +150,7 @@ def validate_training_args(args: argparse.Namespace) -> dict[str, Any]:
         args.address, args.adapt, args.cluster_config, args.tls_ca, args.tls_cert, args.tls_key
     )
     args.models = parse_models(args.models)
-    args.dataset = prepare(args.dataset, args.target, args.test_size, args.seed).source
+    args.dataset = prepare_data(RunOptions.from_params(**flow_parameters(args))).source
     if args.adapt:
         parse_adapt(args.adapt)
     if args.cluster_config:

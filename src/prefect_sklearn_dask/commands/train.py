@@ -176,8 +176,8 @@ def _server_lost(api_url: str, args: argparse.Namespace, exc: Exception | None) 
     ``os._exit``: at a normal exit Prefect's event worker would retry the dead server
     for minutes more. Every finished fit is already in the fit cache on disk.
     """
+    from prefect_sklearn_dask.flow.fit_cache import CACHE_DIR
     from prefect_sklearn_dask.flow.model_store import default_storage
-    from prefect_sklearn_dask.flow.train_flow import CACHE_DIR
 
     storage = Path(args.storage).expanduser() if args.storage else default_storage()
     why = f" ({type(exc).__name__})" if exc is not None else ""

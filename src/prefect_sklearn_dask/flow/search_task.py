@@ -5,30 +5,28 @@ fans the rest out as plain Dask work, or threads (:mod:`~.bridge.fanout`), logs 
 publishes a ``search-<model>`` table artifact with the top candidates, and refits the
 winner on the whole training split where the fits ran, scored on the held-out test split
 like any other model of the run. ``train-flow`` runs these tasks in its own process on
-Dask (:meth:`SearchRequest.drivers`): measured faster than driving fits from a worker.
+Dask (:meth:`~.runner.Run.submitter`): measured faster than driving fits from a worker.
 The returned :class:`~.ml.evaluate.TrainReport` carries the search's summary in ``search``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.tasks import exponential_backoff
 
-from prefect_sklearn_dask.bridge.fanout import fan_out, fits_on
+from prefect_sklearn_dask.bridge.fanout import fan_out
+from prefect_sklearn_dask.flow import fit_cache
+from prefect_sklearn_dask.flow.fit_cache import FitCache
 from prefect_sklearn_dask.flow.tasks import TRAIN_RETRIES, is_transient
-from prefect_sklearn_dask.ml import search_cache
+from prefect_sklearn_dask.flow.training_data import Training
 from prefect_sklearn_dask.ml.data import DatasetRef
 from prefect_sklearn_dask.ml.evaluate import TrainReport, train_and_evaluate
 from prefect_sklearn_dask.ml.search import (
@@ -89,7 +87,7 @@ def _round(value: float) -> float | str:
 @task(
     name="search-model",
     task_run_name="search-{model}",
-    cache_policy=NO_CACHE,  # each fit is cached instead (search_cache), the search re-plans
+    cache_policy=NO_CACHE,  # each fit is cached instead (fit_cache), the search re-plans
     persist_result=False,
     retries=TRAIN_RETRIES,
     retry_delay_seconds=exponential_backoff(backoff_factor=1),
@@ -137,7 +135,7 @@ def search_model(
     def execute(batch: list[FitJob]) -> list[FitResult]:
         nonlocal reused
         results = [
-            search_cache.load(cache_dir, search_cache.fit_key(data, job)) if cache_dir else None
+            fit_cache.load(cache_dir, fit_cache.fit_key(data, job)) if cache_dir else None
             for job in batch
         ]
         missing = [i for i, result in enumerate(results) if result is None]
@@ -152,7 +150,7 @@ def search_model(
                 logger.info(line)
 
         fresh = fan_out(
-            search_cache.fit_and_store,
+            fit_cache.fit_and_store,
             [(data, batch[i], cache_dir) for i in missing],
             limit=max_concurrent,
             local_jobs=local_jobs,
@@ -209,12 +207,9 @@ def search_model(
     )
 
 
-SEARCH_CACHE = "search"
-
-
 @dataclass(frozen=True)
 class SearchRequest:
-    """A run's validated search options, and how the flow submits and counts its tasks."""
+    """A run's validated search options, and the search tasks the flow submits for them."""
 
     kind: str
     n_iter: int
@@ -224,16 +219,16 @@ class SearchRequest:
     metric: str
     max_concurrent: int | None
 
-    def submission(
-        self, data: DatasetRef, fit_cache_root: Path | None, runner: str, workers: int | None
-    ) -> tuple[Any, Callable[[str], dict[str, Any]]]:
-        """The task to submit per model and its inputs.
+    def training(
+        self, data: DatasetRef, cache: FitCache | None, runner: str, workers: int | None
+    ) -> Training:
+        """A ``search-<model>`` task per model, driven from the flow's process.
 
-        Fits are cached under ``<fit-cache>/search/`` (None: not at all). In-process
-        searches (threads, sequential) share ``workers`` (default: the cores) threads,
-        at most ``max_concurrent`` of them.
+        Fits are cached in the run's generation (:func:`.fit_cache.search_folder`; None:
+        not at all). In-process searches (threads, sequential) share ``workers``
+        (default: the cores) threads, at most ``max_concurrent`` of them.
         """
-        cache_dir = str(fit_cache_root / SEARCH_CACHE) if fit_cache_root else None
+        cache_dir = fit_cache.search_folder(cache)
         local_jobs = 1 if runner == "sequential" else workers or os.cpu_count() or 1
         local_jobs = min(local_jobs, self.max_concurrent or local_jobs)
 
@@ -252,31 +247,13 @@ class SearchRequest:
                 "local_jobs": local_jobs,
             }
 
-        return search_model, inputs
+        return Training(search_model, inputs, in_flow_process=True, count_fits=count_fits)
 
-    @contextlib.contextmanager
-    def drivers(self, task_runner: Any, client: Any, n_models: int) -> Iterator[Any]:
-        """The task runner to submit the search tasks to.
 
-        On Dask: a thread pool in the flow's process, each search sending its fits to
-        the cluster through the flow's ``client`` (measured faster than driving them from
-        a worker: see :mod:`~.bridge.fanout`), ``max_concurrent`` fits at once in all.
-        Otherwise the flow's own runner, whose threads already share one capped pool.
-        """
-        if client is None:
-            yield task_runner
-            return
-        with (
-            fits_on(client, self.max_concurrent),
-            ThreadPoolTaskRunner(max_workers=n_models) as drivers,
-        ):
-            yield drivers
-
-    @staticmethod
-    def fits(reports: list[TrainReport]) -> tuple[int, int]:
-        """(fits reused from the cache, fits) over the models whose search finished."""
-        searches = [r.search for r in reports if r.search]
-        return sum(s["reused_fits"] for s in searches), sum(s["fits"] for s in searches)
+def count_fits(reports: list[TrainReport]) -> tuple[int, int]:
+    """(fits reused from the cache, fits) over the models whose search finished."""
+    searches = [r.search for r in reports if r.search]
+    return sum(s["reused_fits"] for s in searches), sum(s["fits"] for s in searches)
 
 
 def search_inputs(

@@ -5,10 +5,8 @@ large is hashed for cache keys or shipped per task.
 
 Each finished fit is persisted (joblib) under a cache key made of the task's inputs
 (model, hyper-parameters, seed, CV folds and the ``DatasetRef``, whose sha256
-fingerprint changes with the data) and the task's source. A flow run killed half-way
-(laptop closed, SIGKILL) is re-run with the same parameters and reuses every fit that
-had finished; changed data, parameters or code miss the cache and train again.
-``limit`` (the concurrency-limit name) is left out of the key: it does not change the fit.
+fingerprint changes with the data) and the task's source; which earlier fits a run
+reuses is :mod:`.fit_cache`'s rule. Changed data, parameters or code miss the cache.
 """
 
 from __future__ import annotations
@@ -19,10 +17,10 @@ from contextlib import nullcontext
 from typing import Any
 
 from prefect import get_run_logger, task
-from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE, CachePolicy
 from prefect.concurrency.sync import concurrency
 from prefect.tasks import exponential_backoff
 
+from prefect_sklearn_dask.flow.fit_cache import FIT_CACHE
 from prefect_sklearn_dask.flow.model_store import JoblibSerializer
 from prefect_sklearn_dask.masking import mask
 from prefect_sklearn_dask.ml.data import DatasetRef
@@ -30,8 +28,6 @@ from prefect_sklearn_dask.ml.errors import UserError
 from prefect_sklearn_dask.ml.evaluate import TrainReport, train_and_evaluate
 
 TRAIN_RETRIES = 2
-FIT_CACHE: CachePolicy = (INPUTS - "limit") + TASK_SOURCE
-NO_FIT_CACHE = {"cache_policy": NO_CACHE, "persist_result": False}
 
 
 def is_transient(task, task_run, state) -> bool:

@@ -8,64 +8,32 @@ No ``from __future__ import annotations`` here: a served deployment validates it
 parameters from these annotations, which must be real types, not strings.
 """
 
-import contextlib
 import shlex
-import time
-from pathlib import Path
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
-from prefect.client.orchestration import get_client
-from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
 from prefect.utilities.urls import url_for
 
 from prefect_sklearn_dask.bridge import faults
-from prefect_sklearn_dask.bridge.fast_dask import FastDaskTaskRunner
-from prefect_sklearn_dask.bridge.runners import (
-    RunnerName,
-    build_task_runner,
-    dask_client,
-    describe_cluster,
-)
-from prefect_sklearn_dask.bridge.workers import flush_worker_logs, prepare_workers
-from prefect_sklearn_dask.flow import artifacts
-from prefect_sklearn_dask.flow.comparison import prewarm_chart, publish_chart
-from prefect_sklearn_dask.flow.fit_cache import FitCache, open_fit_cache
+from prefect_sklearn_dask.bridge.runners import RunnerName, describe_cluster
+from prefect_sklearn_dask.flow import artifacts, fit_cache
+from prefect_sklearn_dask.flow.comparison import publish_chart
 from prefect_sklearn_dask.flow.masked_failures import masked_failures
-from prefect_sklearn_dask.flow.model_store import MODEL_DIR, default_storage, save_model
-from prefect_sklearn_dask.flow.search_task import search_inputs
-from prefect_sklearn_dask.flow.tasks import FIT_CACHE, NO_FIT_CACHE, train_model
+from prefect_sklearn_dask.flow.model_store import MODEL_DIR, StoredModel, save_model
+from prefect_sklearn_dask.flow.run_options import Metric, RunOptions, Search
+from prefect_sklearn_dask.flow.runner import Run, open_runner
+from prefect_sklearn_dask.flow.training import Outcome, check_failures, train
+from prefect_sklearn_dask.flow.training_data import TrainingData, prepare_data
 from prefect_sklearn_dask.masking import install_log_masking, mask
-from prefect_sklearn_dask.ml.data import DatasetRef, prepare
-from prefect_sklearn_dask.ml.evaluate import TrainReport, rank
-from prefect_sklearn_dask.ml.registry import DEFAULT_MODELS, by_cost, parse_models
+from prefect_sklearn_dask.ml import evaluate
+from prefect_sklearn_dask.ml.evaluate import TrainReport
+from prefect_sklearn_dask.ml.registry import DEFAULT_MODELS
 from prefect_sklearn_dask.notify.improved import announce_improvement
 
-Metric = Literal["f1_macro", "accuracy", "roc_auc"]
-Search = Literal["none", "grid", "random", "halving"]
-CONCURRENCY_LIMIT = "train-model"
 FAILURE_KEY = "train-flow-failure"
-
-
-class TooManyFailures(RuntimeError):
-    """More models failed than the run allows."""
-
-
-def check_failures(failures: dict[str, str], trained: int, max_failures: int | None) -> None:
-    """Fail the run when nothing trained, or more models failed than ``max_failures``."""
-    if not trained or (max_failures is not None and len(failures) > max_failures):
-        detail = "; ".join(f"{name}: {err}" for name, err in failures.items())
-        allowed = "no model succeeded" if not trained else f"more than {max_failures} allowed"
-        raise TooManyFailures(f"{len(failures)} model(s) failed ({allowed}): {detail}")
-
-
-def set_concurrency_limit(limit: int) -> str:
-    """Create or resize the global concurrency limit every training task holds a slot of."""
-    with get_client(sync_client=True) as client:
-        client.upsert_global_concurrency_limit_by_name(CONCURRENCY_LIMIT, limit)
-    return CONCURRENCY_LIMIT
 
 
 def report_failure(flow, flow_run, state) -> None:
@@ -79,98 +47,6 @@ def report_failure(flow, flow_run, state) -> None:
         ),
         description=f"Why flow run {flow_run.name} failed",
     )
-
-
-REPORT_NAME = "dask-performance-report.html"
-CACHE_DIR = "fit-cache"
-
-
-def fit_task(fit_cache: FitCache | None):
-    """``train_model`` persisting each fit in ``fit_cache`` (or not at all, with None).
-
-    The cache lives beside the models, in local storage every process of a local run
-    can read; without one nothing is written or looked up (benchmarks).
-    """
-    if fit_cache is None:
-        return train_model.with_options(**NO_FIT_CACHE)
-    # A Path, not an unsaved LocalFileSystem block: Prefect turns it into local storage
-    # in each process without registering a block on the server.
-    return train_model.with_options(
-        cache_policy=FIT_CACHE + fit_cache.policy(), result_storage=fit_cache.root
-    )
-
-
-def open_run_cache(
-    storage_root: Path, data: DatasetRef, names: list[str], cv: int, reuse: bool
-) -> FitCache:
-    """The run's fit cache: its parameter set is everything that decides its fits."""
-    params = {"data": data.fingerprint, "target": data.target, "test_size": data.test_size}
-    params |= {"seed": data.seed, "cv": cv, "models": sorted(names)}
-    return open_fit_cache(storage_root / CACHE_DIR, params, reuse)
-
-
-def gather(
-    futures: dict[PrefectFuture, str], logger: Any, client: Any = None, task: Any = None
-) -> tuple[list[TrainReport], dict[str, str], int]:
-    """Collect results as they finish, logging a progress line for each.
-
-    A model that raises becomes a failed row, not a failed comparison; one whose Dask
-    worker kept dying is also marked ``Failed`` on the server (Prefect leaves it
-    Running). A lost scheduler raises ``SchedulerLost`` at once.
-    Returns the reports, the failures and how many results came from the fit cache
-    (task runs whose final state is Prefect's ``Cached``).
-    """
-    reports: list[TrainReport] = []
-    failures: dict[str, str] = {}
-    reused = 0
-    total = len(futures)
-    for done, future in enumerate(as_completed(list(futures)), start=1):
-        name = futures[future]
-        try:
-            report = future.result()
-        except Exception as exc:
-            if client is not None and faults.scheduler_lost(exc):
-                raise faults.lost_scheduler_error(client, len(reports), total) from None
-            failures[name] = mask(faults.describe(name, exc, client))
-            if faults.orphaned(future):
-                faults.mark_failed(
-                    future.task_run_id, failures[name], task, flow_run.id, f"train-{name}", logger
-                )
-            logger.warning(f"[{done}/{total}] {name:<7} FAILED {failures[name]}")
-            continue
-        reports.append(report)
-        cached = future.state.name == "Cached"
-        reused += cached
-        logger.info(
-            f"[{done}/{total}] {name:<7} f1={report.f1_macro:.4f} "
-            f"acc={report.accuracy:.4f} fit={report.fit_seconds:.2f}s"
-            + (" (cached)" if cached else "")
-        )
-    return reports, failures, reused
-
-
-def comparison_rows(ranked: list[TrainReport], failures: dict[str, str]) -> list[dict[str, Any]]:
-    rows = [{"rank": i, "status": "ok", **r.row()} for i, r in enumerate(ranked, start=1)]
-    rows += [{"model": name, "status": "failed", "error": err} for name, err in failures.items()]
-    return rows
-
-
-def manifest_for(best: TrainReport, data: DatasetRef, metric: str, run_id: str) -> dict[str, Any]:
-    from prefect_sklearn_dask.ml.data import load_split
-
-    split = load_split(data)
-    return {
-        "model": best.model,
-        "params": best.params,
-        "metric": metric,
-        "scores": {k: v for k, v in best.row().items() if k not in ("model", "params")},
-        "classes": list(split.classes),
-        "features": [str(c) for c in split.X_train.columns],
-        "target": data.target,
-        "dataset": data.source,
-        "dataset_sha256": data.fingerprint,
-        "flow_run_id": run_id,
-    }
 
 
 @flow(
@@ -229,136 +105,124 @@ def train_flow(
 
     Returns a JSON-able summary: rows, best model, where it is stored, URLs, timings.
     """
-    from prefect.settings import get_current_settings
-
+    params = dict(locals())  # first line: the parameters, nothing else yet
     install_log_masking()  # also when served as a deployment, not started by flows/train.py
     faults.install_event_drop_filter()
     dropped_before = faults.EVENT_DROPS.dropped
     logger = get_run_logger()
-    names = parse_models(models)
-    searching = search_inputs(search, n_iter, cv, search_space, seed, metric, max_concurrent)
-    data = prepare(dataset, target, test_size, seed)
-    logger.info(
-        f"dataset {data.source}: {data.n_rows} rows x {data.n_features} features, "
-        f"{data.n_classes} classes (sha256 {data.fingerprint[:12]})"
+    opts = RunOptions.from_params(**params)
+    data = prepare_data(opts)
+    logger.info(data.describe())
+    cache = fit_cache.open_run_cache(
+        opts.storage_root,
+        data.cache_params(),
+        opts.cv,
+        opts.names,
+        enabled=opts.cache,
+        reuse=opts.reuse_fits,
     )
-    limit = set_concurrency_limit(max_concurrent) if max_concurrent else None
     run_id = str(flow_run.id)
-    storage_root = Path(storage).expanduser() if storage else default_storage()
-    fit_cache = open_run_cache(storage_root, data, names, cv, reuse_fits) if cache else None
-    report = None
-    if runner == "dask" and performance_report:
-        report = storage_root / MODEL_DIR / run_id / REPORT_NAME
-        report.parent.mkdir(parents=True, exist_ok=True)
-    api_url = get_current_settings().api.url
-    started = time.perf_counter()
-    task_runner = build_task_runner(
-        runner,
-        workers,
-        address,
-        adapt=adapt,
-        cluster_config=cluster_config,
-        tls_ca=tls_ca,
-        tls_cert=tls_cert,
-        tls_key=tls_key,
-        performance_report_path=str(report) if report else None,
-    )
-    try:
-        with task_runner:
-            client = dask_client(task_runner)
-            dashboard = client.dashboard_link if client is not None else None
-            if client is not None:
-                prepare_workers(client, str(api_url) if api_url else None, upload_code)
-            ready = time.perf_counter()
-            if isinstance(task_runner, FastDaskTaskRunner) and not searching:
-                # searches send no Prefect task run to the workers (flow/search_task.py)
-                with faults.lost_scheduler_fails_fast(client, 0, len(names)):
-                    task_runner.warm_workers()
-            if dashboard:
-                logger.info(f"Dask dashboard: {dashboard}")
-            task = fit_task(fit_cache)
-
-            def inputs(name: str) -> dict[str, Any]:
-                return {"model": name, "data": data, "seed": seed, "cv": cv, "limit": limit}
-
-            with contextlib.ExitStack() as stack:
-                submit_to = task_runner
-                if searching:
-                    # fits of a search follow the run's fit-cache generation (flow/fit_cache.py)
-                    search_dir = fit_cache.root / fit_cache.namespace if fit_cache else None
-                    task, inputs = searching.submission(data, search_dir, runner, workers)
-                    submit_to = stack.enter_context(
-                        searching.drivers(task_runner, client, len(names))
-                    )
-                futures = {submit_to.submit(task, inputs(name)): name for name in by_cost(names)}
-                prewarm_chart()  # the chart's imports while the fits run
-                reports, failures, reused = gather(futures, logger, client, task)
-            trained = time.perf_counter()
-            fits = len(futures)
-            if searching:
-                reused, fits = searching.fits(reports)
-            if fit_cache is not None:
-                logger.info(f"reused {reused} of {fits} fits from cache")
-                logger.info(fit_cache.describe(reused, fits))
-            if client is not None:
-                flush_worker_logs(client)
-    except Exception as exc:
-        # Closing a runner whose scheduler is gone raises its own error over ours.
-        lost = faults.find_lost(exc)
-        if lost is not None:
-            raise lost from None
-        raise
-    check_failures(failures, len(reports), max_failures)
-
-    ranked = rank(reports, metric)
+    with open_runner(opts, run_id) as run:
+        if run.dashboard:
+            logger.info(f"Dask dashboard: {run.dashboard}")
+        outcome = train(data, run, opts, cache, logger)
+    check_failures(outcome, opts.max_failures)
+    ranked = evaluate.rank(outcome.reports, opts.metric)
+    stored = store(ranked[0], data, opts, run_id, logger)
+    summary = publish(ranked, stored, data, run, outcome, cache, opts, dropped_before)
+    fit_cache.complete(cache)
     best = ranked[0]
-    manifest = manifest_for(best, data, metric, run_id)
-    stored = save_model(best.estimator, manifest, storage_root, run_id)
-    announce_improvement(manifest, storage_root / MODEL_DIR, logger)
+    logger.info(
+        f"best model {best.model} ({opts.metric}={getattr(best, opts.metric):.4f}) -> "
+        f"{stored.model.record_path}"
+    )
+    return summary
+
+
+@dataclass(frozen=True)
+class Stored:
+    """The best model as saved: its manifest and where it lives."""
+
+    manifest: dict[str, Any]
+    model: StoredModel
+
+
+def store(
+    best: TrainReport, data: TrainingData, opts: RunOptions, run_id: str, logger: Any
+) -> Stored:
+    """Save the best model with its manifest, and say so when it beats the last one."""
+    manifest = {
+        "model": best.model,
+        "params": best.params,
+        "metric": opts.metric,
+        "scores": {k: v for k, v in best.row().items() if k not in ("model", "params")},
+        **data.manifest_fields(best),
+        "flow_run_id": run_id,
+    }
+    stored = save_model(best.estimator, manifest, opts.storage_root, run_id)
+    announce_improvement(manifest, opts.storage_root / MODEL_DIR, logger)
+    return Stored(manifest, stored)
+
+
+def comparison_rows(ranked: list[TrainReport], failures: dict[str, str]) -> list[dict[str, Any]]:
+    rows = [{"rank": i, "status": "ok", **r.row()} for i, r in enumerate(ranked, start=1)]
+    rows += [{"model": name, "status": "failed", "error": err} for name, err in failures.items()]
+    return rows
+
+
+def publish(
+    ranked: list[TrainReport],
+    stored: Stored,
+    data: TrainingData,
+    run: Run,
+    outcome: Outcome,
+    cache: fit_cache.FitCache | None,
+    opts: RunOptions,
+    dropped_before: int,
+) -> dict[str, Any]:
+    """The run's summary, published as artifacts and a comparison chart, and returned."""
+    logger = get_run_logger()
+    run_id = str(flow_run.id)
+    report, model = run.report, stored.model
     summary: dict[str, Any] = {
         "flow_run_id": run_id,
         "flow_run_url": url_for("flow-run", obj_id=run_id),  # the UI route the engine logs
-        "dashboard_url": dashboard,
+        "dashboard_url": run.dashboard,
         "performance_report": str(report) if report and report.is_file() else None,
-        "runner": runner,
-        "dask_cluster": describe_cluster(runner, address, adapt, cluster_config),
-        "metric": metric,
-        "dataset": {k: getattr(data, k) for k in ("source", "n_rows", "n_features", "n_classes")},
-        "rows": comparison_rows(ranked, failures),
-        "cache": {
-            "enabled": cache,
-            "reused": reused,
-            "fits": fits,
-            "path": str(storage_root / CACHE_DIR) if cache else None,
-            "reuse_fits": reuse_fits,
-            "said": fit_cache.describe(reused, fits) if fit_cache else None,
-        },
-        "best": best.row(),
+        "runner": opts.runner,
+        "dask_cluster": describe_cluster(
+            opts.runner, opts.address, opts.adapt, opts.cluster_config
+        ),
+        "metric": opts.metric,
+        "dataset": data.summary(),
+        "rows": comparison_rows(ranked, outcome.failures),
+        "cache": fit_cache.summary(
+            cache, opts.storage_root, outcome.reused, outcome.fits, opts.reuse_fits
+        ),
+        "best": ranked[0].row(),
         "model": {
-            "record_path": str(stored.record_path),
-            "manifest_path": str(stored.manifest_path),
-            "sha256": stored.sha256,
+            "record_path": str(model.record_path),
+            "manifest_path": str(model.manifest_path),
+            "sha256": model.sha256,
         },
         "predict_command": (
-            f"python flows/predict.py --model {shlex.quote(str(stored.manifest_path))} "
+            f"python flows/predict.py --model {shlex.quote(str(model.manifest_path))} "
             "--data YOUR.csv"
         ),
         "timings": {
-            "runner_start_seconds": ready - started,
-            "train_seconds": trained - ready,
+            "runner_start_seconds": run.ready - run.started,
+            "train_seconds": outcome.trained - run.ready,
         },
     }
-    outage = faults.outage_warning(faults.EVENT_DROPS.dropped - dropped_before, str(storage_root))
+    dropped = faults.EVENT_DROPS.dropped - dropped_before
+    outage = faults.outage_warning(dropped, str(opts.storage_root))
     summary["server_outage"] = outage
     if outage:
         logger.warning(outage)
     artifacts.publish(summary)
-    title = f"train-flow run {flow_run.name}: {data.source}, {runner} runner"
-    folder = stored.record_path.parent
-    summary["comparison_chart"] = publish_chart(ranked, manifest["classes"], metric, folder, title)
-    if fit_cache is not None:
-        fit_cache.complete()
-    logger.info(
-        f"best model {best.model} ({metric}={getattr(best, metric):.4f}) -> {stored.record_path}"
+    title = f"train-flow run {flow_run.name}: {data.source}, {opts.runner} runner"
+    folder = model.record_path.parent
+    summary["comparison_chart"] = publish_chart(
+        ranked, stored.manifest["classes"], opts.metric, folder, title
     )
     return summary

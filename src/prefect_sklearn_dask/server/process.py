@@ -28,11 +28,18 @@ from pathlib import Path
 
 import httpx
 
-from prefect_sklearn_dask.cli import warn_if_exposed
+from prefect_sklearn_dask.cli import LOOPBACK, warn_if_exposed
 from prefect_sklearn_dask.masking import mask
 from prefect_sklearn_dask.ml.errors import UserError
 from prefect_sklearn_dask.server import auth, tls
 from prefect_sklearn_dask.server.access import require_api_access
+from prefect_sklearn_dask.server.running import (
+    Database,
+    Running,
+    database_in,
+    running_server,
+    started_from,
+)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4200
@@ -61,6 +68,7 @@ class Server:
     api_url: str
     started: bool
     authenticated: bool = False
+    database: Database | None = None  # None: not known (a server the project did not start)
 
     @property
     def ui_url(self) -> str:
@@ -172,28 +180,45 @@ def start_server(
     tls_cert: str | None = None,
     tls_key: str | None = None,
     insecure_no_auth: bool = False,
+    strict: bool = True,
+    port_flag: str = "--port",
 ) -> Server:
-    """Reuse a healthy server at host:port or start one in the background and wait for it.
+    """Reuse the server at host:port if it is the one asked for, or start one and wait for it.
 
     Beyond loopback it requires an auth string (:mod:`.auth`) unless ``insecure_no_auth``;
-    with ``tls_cert``/``tls_key`` it serves https (:mod:`.tls`).
+    with ``tls_cert``/``tls_key`` it serves https (:mod:`.tls`). A running server that
+    differs from the request (host, TLS, authentication, database) is a :class:`UserError`
+    naming the difference and the way out; ``strict=False`` (a flow that needs *a* local
+    server, any) overlooks all but TLS. ``port_flag``: the caller's port option, for messages.
     """
-    home = home or prefect_home()
+    home = (home or prefect_home()).expanduser().resolve()
     pair = tls.check_pair(tls_cert, tls_key)
     scheme = "https" if pair else "http"
     local = "127.0.0.1" if host == "0.0.0.0" else host  # where this machine reaches it
     api_url = f"{scheme}://{local}:{port}/api"
+    wanted = database_in(server_env(home))
     with _exclusive(home / "server.lock"):
-        # our own server's liveness on this machine: its certificate is not the question
-        if is_healthy(api_url, verify=False):
-            return Server(api_url, started=False, authenticated=_requires_auth(api_url))
+        running = running_server(local, port)
+        if running:
+            wants_auth = bool(os.environ.get(auth.SERVER_ENV)) or not (
+                host in LOOPBACK or insecure_no_auth
+            )
+            differences = _differences(running, host, bool(pair), wants_auth, wanted)
+            if not strict:
+                differences = [d for d in differences if d.startswith("it serves")]
+            if differences:
+                raise UserError(
+                    f"a Prefect server already runs on port {port} and is not the one asked "
+                    f"for: {'; '.join(differences)}; {_way_out(home, running, port_flag)}"
+                )
+            return Server(running.api_url, False, running.authenticated, running.database)
         if port_in_use(local, port):
             raise UserError(
                 f"port {port} on {host} is in use by something that is not a Prefect server; "
-                "free it or choose another with --server-port"
+                f"free it or choose another with {port_flag}"
             )
         auth_string = auth.server_auth_string(host, home, insecure_no_auth)
-        if "PREFECT_API_DATABASE_CONNECTION_URL" not in os.environ:
+        if wanted.is_default:
             check_sqlite_json1()
         warn_if_exposed(host, "the Prefect server", _exposure(bool(auth_string), bool(pair)))
         log_path = home / "server.log"
@@ -226,22 +251,59 @@ def start_server(
                     f"({mask(tail[0]) if tail else 'no output'}); see {log_path}"
                 )
             time.sleep(0.5)
-        return Server(api_url, started=True, authenticated=bool(auth_string))
+        return Server(api_url, started=True, authenticated=bool(auth_string), database=wanted)
 
 
-def _requires_auth(api_url: str) -> bool:
-    """True when the server at ``api_url`` answers 401 to a request without credentials."""
+def _bind_address(host: str) -> str:
+    """``host`` as a listening socket shows it (``localhost`` -> 127.0.0.1)."""
     try:
-        response = httpx.get(f"{api_url}/admin/version", timeout=2.0, verify=False)
-    except httpx.HTTPError:
-        return False
-    return response.status_code == 401
+        return socket.gethostbyname(host)
+    except OSError:
+        return host
 
 
-def database_description() -> str:
-    """Which database the server uses, with any password masked."""
-    url = os.environ.get("PREFECT_API_DATABASE_CONNECTION_URL")
-    return mask(url) if url else f"SQLite in {prefect_home()}"
+def _differences(
+    running: Running, host: str, tls_on: bool, wants_auth: bool, wanted: Database
+) -> list[str]:
+    """How the running server differs from the request, in words (TLS ones say "it serves")."""
+    found = []
+    if running.tls != tls_on:
+        found.append(
+            "it serves https, this start asks for http (no --tls-cert)"
+            if running.tls
+            else "it serves http, this start asks for https (--tls-cert/--tls-key)"
+        )
+    if running.hosts and _bind_address(host) not in running.hosts:
+        found.append(f"it listens on {running.host}, this start asks for {host}")
+    if running.authenticated != wants_auth:
+        found.append(
+            "it requires authentication, this start asks for none"
+            if running.authenticated
+            else "it requires no authentication, this start asks for it "
+            f"(a host beyond loopback without {auth.INSECURE_FLAG}, or {auth.SERVER_ENV} set)"
+        )
+    if running.database and running.database.url != wanted.url:
+        found.append(f"it uses the database {running.database}, this start asks for {wanted}")
+    return found
+
+
+def _way_out(home: Path, running: Running, port_flag: str) -> str:
+    """How to make room: stop it from here when this home started it, else say whose it is."""
+    if started_from(home, running):
+        return (
+            "stop it first (make stop, or python flows/server.py stop) "
+            f"or choose another {port_flag}"
+        )
+    if running.pid and running.database:
+        return (
+            f"it was not started from this PREFECT_HOME: stop it with PREFECT_HOME="
+            f"{running.database.home} python flows/server.py stop (pid {running.pid}), "
+            f"or choose another {port_flag}"
+        )
+    return (
+        "it was not started from this PREFECT_HOME and its process is not visible here: "
+        f"stop it where it was started, or choose another {port_flag}"
+    )
 
 
 def ensure_server(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> Server:
@@ -257,7 +319,7 @@ def ensure_server(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> Server:
             tls.share_ca_with_workers()
         server = Server(configured, started=False)
     else:
-        server = start_server(host, port)
+        server = start_server(host, port, strict=False, port_flag="--server-port")
     os.environ["PREFECT_API_URL"] = server.api_url
     for key, value in OFFLINE_ENV.items():
         os.environ.setdefault(key, value)
@@ -324,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             verb = "started" if server.started else "already running"
             print(f"Prefect server {verb}: UI {server.ui_url}  API {server.api_url}")
-            print(f"database: {database_description()}")
+            print(f"database: {server.database or 'unknown (its process is not visible here)'}")
             print(f"use it from another shell with: export PREFECT_API_URL={server.api_url}")
             if server.authenticated:
                 print(auth.client_hint(prefect_home()))
