@@ -10,8 +10,10 @@ when the process exits.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -31,11 +33,15 @@ def _free_port() -> int:
 
 
 def _stop(process: subprocess.Popen, home: str) -> None:
-    process.terminate()
+    """The whole process group: ``prefect server start`` runs the API in a uvicorn child,
+    which outlived its parent when only the parent was stopped."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
     try:
         process.wait(timeout=20)
     except subprocess.TimeoutExpired:
-        process.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
     shutil.rmtree(home, ignore_errors=True)
 
 
@@ -54,7 +60,9 @@ def api_url(timeout: float = 180.0) -> str:
         prefect = Path(sys.executable).with_name("prefect")
         command = [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
         with open(Path(home) / "server.log", "wb") as log:
-            process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+            process = subprocess.Popen(
+                command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         atexit.register(_stop, process, home)
         url = f"http://127.0.0.1:{port}/api"
         deadline = time.monotonic() + timeout
