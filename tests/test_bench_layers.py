@@ -17,7 +17,7 @@ PACKAGE = package.__name__
 HERE = Path(package.__file__).parent
 # lowest first; a module may import modules of lower layers only
 LAYERS: tuple[frozenset[str], ...] = (
-    frozenset({"base", "cpu"}),
+    frozenset({"base", "cpu", "sklearn_script", "stock_server"}),
     frozenset({"work"}),
     frozenset({"workloads"}),
     frozenset({"backends"}),

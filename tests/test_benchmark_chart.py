@@ -58,3 +58,18 @@ def test_the_page_is_self_contained():
     html = benchmark_html(SCALED)
     assert re.search(r"<script[^>]*\ssrc=", html) is None
     assert "multiple of raw Dask" in html
+
+
+def test_no_two_backends_share_a_colour_in_a_full_run():
+    """Every backend of the suite, in its order: the search panel's bars (after 10 other
+    backends) once took Category10's first colours again."""
+    from prefect_sklearn_dask.benchmarks.catalog import BACKENDS
+
+    rows = [row("seed", 2, b, 1.0) for b in BACKENDS if not b.startswith("train-flow")]
+    rows += [row("search", 2, b, 2.0) for b in ("train-flow-search", "train-flow-halving")]
+    rows += [row("search", 2, b, 1.5) for b in ("raw-dask", "prefect-dask", "prefect-threads")]
+    colours = backend_colours(rows)
+    assert len(colours) >= 16 and len(set(colours.values())) == len(colours)
+    search = figures(rows)[-1]
+    assert search.title.text.startswith("search")
+    assert len(set(c for _, c in bars(search).values())) == len(bars(search)) == 5

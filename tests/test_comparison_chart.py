@@ -162,3 +162,22 @@ def test_the_prefect_ui_shows_the_run_and_its_comparison(browser, summary, prefe
     page.get_by_role("heading", name=heading).wait_for(timeout=60_000)
     page.locator("th", has_text="true \\ predicted").wait_for(timeout=10_000)
     assert ui_problems(page) == []
+
+
+def test_the_charts_imports_can_start_before_the_fits_end():
+    """bokeh is imported off the flow's thread (flow/training.py starts it when the fits go out),
+    not by the first chart after the last fit; importing the flow does not import it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from prefect_sklearn_dask.flow.train_flow import train_flow\n"
+        "from prefect_sklearn_dask.flow.comparison import prewarm_chart\n"
+        "assert 'bokeh.embed' not in sys.modules, 'imported with the flow'\n"
+        "prewarm_chart().join(timeout=120)\n"
+        "assert 'bokeh.embed' in sys.modules and 'bokeh.plotting' in sys.modules\n"
+        "assert 'prefect_sklearn_dask.reports.comparison_chart' in sys.modules\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]

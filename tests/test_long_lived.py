@@ -125,6 +125,22 @@ def test_its_dashboard_serves_the_runs_html_pages_only(run_cli, long_lived):
         assert response.status_code in (403, 404), hidden
 
 
+def test_its_dashboard_serves_the_benchmark_chart(long_lived, tmp_path):
+    """The benchmark suite's chart, like a run's pages: copied under the runs' folder and
+    linked over http (``benchmarks/compare.py`` writes it under ``--out``)."""
+    import httpx
+
+    from prefect_sklearn_dask.benchmarks.report import served_chart_url
+
+    chart = tmp_path / "bench-20260101-000000.html"
+    chart.write_text("<html><body>Bokeh benchmark chart</body></html>")
+    url = served_chart_url({"html": chart})
+    _, state, _ = long_lived
+    assert url == f"{state.dashboard_url.rsplit('/', 1)[0]}/runs/benchmarks/{chart.name}"
+    page = httpx.get(url, timeout=30)
+    assert page.status_code == 200 and "Bokeh benchmark chart" in page.text
+
+
 def test_stop_ends_it_and_clears_the_state(run_cli, long_lived):
     process, state, _ = long_lived
     result = run_cli("cluster/local.py", "stop", timeout=60)

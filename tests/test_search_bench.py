@@ -98,6 +98,7 @@ def test_search_workload_expands_to_its_group():
     assert expand(["search"], quick=False) == [
         "search",
         "search-large",
+        "search-uneven",
         "search-10mb",
         "search-100mb",
     ]
@@ -107,5 +108,6 @@ def test_unknown_workload_is_one_line(run_cli):
     result = run_cli("benchmarks/compare.py", "--workload", "serach")
     assert result.returncode == 2
     assert result.stderr.strip() == (
-        "error: unknown workload serach; choose from seed, grid, tiny, bigdata, search, optuna"
+        "error: unknown workload serach; choose from seed, grid, tiny, bigdata, search, optuna, "
+        "partitioned, default-job"
     )

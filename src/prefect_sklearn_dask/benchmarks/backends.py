@@ -26,10 +26,17 @@ from prefect_sklearn_dask.bridge.fast_dask import FastDaskTaskRunner
 from prefect_sklearn_dask.cluster.local import local_cluster_kwargs
 from prefect_sklearn_dask.ml.data import DatasetRef, load_split
 
-PREFECT_BACKENDS = ("prefect-threads", "prefect-dask-own", "prefect-dask-stock", "prefect-dask")
+PREFECT_BACKENDS = (
+    "prefect-threads",
+    "prefect-processes",
+    "prefect-dask-own",
+    "prefect-dask-stock",
+    "prefect-dask",
+)
 DESCRIPTIONS = {
     "sequential": "a loop in the flow process (the work itself; per-task times set the bound)",
     "prefect-threads": "Prefect ThreadPoolTaskRunner(max_workers=workers)",
+    "prefect-processes": "Prefect ProcessPoolTaskRunner(max_workers=workers), fresh processes",
     "prefect-dask-own": "project FastDaskTaskRunner starting its own LocalCluster",
     "prefect-dask-stock": "prefect-dask DaskTaskRunner(address=warm cluster), stock",
     "prefect-dask": "project FastDaskTaskRunner(address=warm cluster)",
@@ -46,11 +53,13 @@ DESCRIPTIONS = {
 
 def make_runner(backend: str, workers: int, address: str | None):
     """The task runner a Prefect backend names (its flow is decorated with it)."""
-    from prefect.task_runners import ThreadPoolTaskRunner
+    from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
     from prefect_dask import DaskTaskRunner
 
     if backend == "prefect-threads":
         return ThreadPoolTaskRunner(max_workers=workers)
+    if backend == "prefect-processes":
+        return ProcessPoolTaskRunner(max_workers=workers)
     if backend == "prefect-dask-own":
         return FastDaskTaskRunner(
             cluster_class="distributed.LocalCluster",

@@ -16,6 +16,7 @@ from prefect_sklearn_dask.benchmarks import (
     partitioned,
     search_bench,
     user_flow,
+    whole,
 )
 from prefect_sklearn_dask.benchmarks.base import (
     Env,
@@ -34,6 +35,7 @@ MODULES: tuple[Rows, ...] = (
     search_bench.ROWS,
     optuna_bench.ROWS,
     partitioned.ROWS,
+    whole.ROWS,
 )
 
 

@@ -99,14 +99,16 @@ ROWS = Rows(
     applies=applies,
     goals=goals,
     # Stock DaskTaskRunner manages ~10 tasks/s: its tasks/s is measured on fewer tasks.
-    task_caps={("tiny", "prefect-dask-stock"): 200},
+    task_caps={("tiny", "prefect-dask-stock"): 200, ("tiny", "prefect-processes"): 200},
     quick_task_caps={("tiny", "prefect-dask-stock"): 40},
     # a second cluster to start, stock DaskTaskRunner's ~0.1 s per task: one workload
     quick_only_on={
         "prefect-dask-own": frozenset({"tiny"}),
         "prefect-dask-stock": frozenset({"tiny"}),
+        "prefect-processes": frozenset({"seed"}),
     },
     server_recorded=backends.PREFECT_BACKENDS,
-    cpu_unaccounted=("prefect-dask-own", "joblib", "sklearn-gridsearch"),
+    # its own cluster, loky's or Prefect's process pool: processes the suite cannot see
+    cpu_unaccounted=("prefect-dask-own", "prefect-processes", "joblib", "sklearn-gridsearch"),
     scaling=(PROJECT_RUNNER, "raw-dask"),
 )

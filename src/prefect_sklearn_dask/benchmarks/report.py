@@ -10,6 +10,7 @@ import csv
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -375,11 +376,7 @@ def chart(rows: list[dict[str, Any]], path: Path) -> None:
 
 def publish(report: dict[str, Any], paths: dict[str, Path]) -> None:
     """Table, summary and chart link as Prefect artifacts under stable keys (history per key)."""
-    from prefect.artifacts import (
-        create_link_artifact,
-        create_markdown_artifact,
-        create_table_artifact,
-    )
+    from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
     create_table_artifact(
         table=[{k: ("" if row[k] is None else row[k]) for k in COLUMNS} for row in report["rows"]],
@@ -392,9 +389,26 @@ def publish(report: dict[str, Any], paths: dict[str, Path]) -> None:
         key=SUMMARY_KEY,
         description="Benchmark ratios and goal lines (pass/fail).",
     )
-    create_link_artifact(
-        link=paths["html"].resolve().as_uri(),
-        link_text="Benchmark chart (bokeh HTML)",
+    from prefect_sklearn_dask.flow.comparison import open_hint
+
+    create_markdown_artifact(
+        markdown=f"# Benchmark chart\n\n{open_hint(str(paths['html']), served_chart_url(paths))}\n",
         key=CHART_KEY,
-        description="Scaling curves: median wall by workers for each backend.",
+        description="Each backend's wall as a multiple of raw Dask; scaling curves.",
     )
+
+
+def served_chart_url(paths: dict[str, Path]) -> str | None:
+    """The chart over http from the long-lived cluster (as the runs' pages), or None.
+
+    A browser does not follow a ``file://`` link from the Prefect UI; that cluster serves
+    the ``.html`` files under the runs' folder, so a copy goes there when it runs.
+    """
+    from prefect_sklearn_dask.cluster.run_files import runs_root, served_url
+
+    served = runs_root() / "benchmarks" / paths["html"].name
+    url = served_url(served)
+    if url:
+        served.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(paths["html"], served)
+    return url

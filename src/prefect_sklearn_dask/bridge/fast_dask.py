@@ -235,6 +235,27 @@ class FastDaskTaskRunner(DaskTaskRunner):
             )
         return super().duplicate()
 
+    @property
+    def client(self) -> Any:
+        """Started as stock does, but with the performance report's BokehJS inline.
+
+        Stock prefect-dask opens ``distributed.performance_report(path)`` with the client,
+        and that page loads BokehJS from cdn.bokeh.org: blank in a browser without
+        internet, as on most clusters. ``mode="inline"`` embeds it (~1 MB more a report).
+        """
+        if self._client:
+            return self._client
+        path, self.performance_report_path = self.performance_report_path, None
+        try:
+            client = DaskTaskRunner.client.fget(self)
+        finally:
+            self.performance_report_path = path
+        if path:
+            # current, so that distributed.get_client() in the report finds this client
+            self._exit_stack.enter_context(distributed.Client.as_current(client))
+            self._exit_stack.enter_context(distributed.performance_report(path, mode="inline"))
+        return client
+
     def warm_workers(self, timeout: float = 120.0) -> int:
         """Unpack the run's context and open an API client on every worker now.
 

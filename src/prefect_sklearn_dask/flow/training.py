@@ -16,6 +16,7 @@ from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
 
 from prefect_sklearn_dask.bridge import faults
+from prefect_sklearn_dask.flow.comparison import prewarm_chart
 from prefect_sklearn_dask.flow.fit_cache import FitCache
 from prefect_sklearn_dask.flow.run_options import RunOptions
 from prefect_sklearn_dask.flow.runner import Run
@@ -53,6 +54,7 @@ def train(
             submit_to.submit(training.task, training.inputs(name)): name
             for name in by_cost(opts.names)
         }
+        prewarm_chart()  # the chart's imports while the fits run
         reports, failures, reused = gather(futures, logger, run.client, training.task)
     trained = time.perf_counter()
     fits = len(futures)

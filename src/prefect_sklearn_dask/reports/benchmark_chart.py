@@ -19,12 +19,27 @@ from prefect_sklearn_dask.reports.figures import HEIGHT, panel
 RAW = "raw-dask"
 
 
-def backend_colours(rows: list[dict[str, Any]]) -> dict[str, str]:
-    """One colour per backend, in the order backends first appear, for every panel."""
-    from bokeh.palettes import Category10_10
+def palette(n: int) -> list[str]:
+    """``n`` distinct colours: Category10's first, then their light shades, then the
+    Category20b/c hues; past 60 (never so far), evenly spaced ones from Turbo256."""
+    from bokeh.palettes import Category20_20, Category20b_20, Category20c_20, Turbo256
 
-    backends = dict.fromkeys(r["backend"] for r in rows)
-    return {b: Category10_10[i % len(Category10_10)] for i, b in enumerate(backends)}
+    colours = list(
+        dict.fromkeys(
+            [*Category20_20[0::2], *Category20_20[1::2], *Category20b_20, *Category20c_20]
+        )
+    )
+    if n > len(colours):
+        step = len(Turbo256) / (n - len(colours))
+        colours += [Turbo256[int(i * step)] for i in range(n - len(colours))]
+    return colours[:n]
+
+
+def backend_colours(rows: list[dict[str, Any]]) -> dict[str, str]:
+    """One colour per backend, none shared, in the order backends first appear, for every
+    panel (Category10 alone wrapped around at the 11th backend)."""
+    backends = list(dict.fromkeys(r["backend"] for r in rows))
+    return dict(zip(backends, palette(len(backends)), strict=True))
 
 
 def ratio_figure(workload: str, rows: list[dict[str, Any]], colours: dict[str, str]):
