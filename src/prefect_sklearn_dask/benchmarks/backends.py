@@ -232,3 +232,45 @@ RUNNERS: dict[str, Callable[[str, Workload, Env], Measurement]] = {
     "sklearn-gridsearch": run_gridsearch,
     "sklearn-gridsearch-dask": run_gridsearch,
 }
+
+
+def run_search_flow(
+    backend: str, env: Env, prefix: str, **params: Any
+) -> tuple[Measurement, list[dict[str, Any]]]:
+    """One whole ``train-flow`` search run on the warm cluster (no fit cache, no report):
+    the row's measurement (fits, wall, bytes sent to the workers, best CV and fits per
+    model, the searches' own seconds) and the run's successful rows, for extra numbers."""
+    import tempfile
+
+    from prefect_sklearn_dask.flow.train_flow import train_flow
+
+    before = env.client.run_on_scheduler(scheduler_bytes)
+    with tempfile.TemporaryDirectory(prefix=prefix) as storage:
+        started = time.perf_counter()
+        summary = train_flow(
+            runner="dask",
+            address=env.address,
+            storage=storage,
+            cache=False,
+            performance_report=False,
+            **params,
+        )
+        wall = time.perf_counter() - started
+    sent = env.client.run_on_scheduler(scheduler_bytes) - before
+    rows = [r for r in summary["rows"] if r.get("status") == "ok"]
+    search = {
+        "best_cv": {r["model"]: r["search"]["cv_mean"] for r in rows},
+        "fits_by_model": {r["model"]: r["search"]["fits"] for r in rows},
+        # from the first search's start to the last one's result (refits included): the
+        # flow run's fixed cost (setup, artifacts, chart, model store) left out
+        "searches_s": summary["timings"]["train_seconds"],
+    }
+    measured = Measurement(
+        backend,
+        summary["cache"]["fits"],
+        wall,
+        bytes_to_workers=sent,
+        flow_run_id=summary["flow_run_id"],
+        search=search,
+    )
+    return measured, rows

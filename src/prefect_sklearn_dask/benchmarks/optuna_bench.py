@@ -27,12 +27,11 @@ import dataclasses
 import hashlib
 import math
 import statistics
-import tempfile
 import time
 import warnings
 from typing import Any
 
-from prefect_sklearn_dask.benchmarks.backends import run_raw_dask
+from prefect_sklearn_dask.benchmarks.backends import run_raw_dask, run_search_flow
 from prefect_sklearn_dask.benchmarks.base import (
     Env,
     Goal,
@@ -100,47 +99,24 @@ def build(name: str, quick: bool) -> Workload:
 
 def run_train_flow(backend: str, workload: Workload, env: Env) -> Measurement:
     """The project's whole ``train-flow`` run: optuna (median / no pruning) or random."""
-    from prefect_sklearn_dask.flow.train_flow import train_flow
-
     spec = workload.search
-    before = env.client.run_on_scheduler(scheduler_bytes)
-    with tempfile.TemporaryDirectory(prefix="bench-optuna-") as storage:
-        started = time.perf_counter()
-        summary = train_flow(
-            dataset=spec["source"],
-            models=list(spec["models"]),
-            runner="dask",
-            address=env.address,
-            search="random" if backend == RANDOM else "optuna",
-            pruner="none" if backend == NO_PRUNING else "median",
-            n_iter=spec["n_iter"],
-            cv=spec["cv"],
-            seed=SEED,
-            metric=METRIC,
-            storage=storage,
-            cache=False,
-            performance_report=False,
-        )
-        wall = time.perf_counter() - started
-    sent = env.client.run_on_scheduler(scheduler_bytes) - before
-    rows = [r for r in summary["rows"] if r.get("status") == "ok"]
-    search = {
-        "best_cv": {r["model"]: r["search"]["cv_mean"] for r in rows},
-        "fits_by_model": {r["model"]: r["search"]["fits"] for r in rows},
-        "searches_s": summary["timings"]["train_seconds"],
-    }
+    measured, rows = run_search_flow(
+        backend,
+        env,
+        "bench-optuna-",
+        dataset=spec["source"],
+        models=list(spec["models"]),
+        search="random" if backend == RANDOM else "optuna",
+        pruner="none" if backend == NO_PRUNING else "median",
+        n_iter=spec["n_iter"],
+        cv=spec["cv"],
+        seed=SEED,
+        metric=METRIC,
+    )
     extra = {"pruned_by_model": {r["model"]: r["search"].get("pruned_trials") for r in rows}}
     if backend == NO_PRUNING:
         extra["trials"] = {r["model"]: _trials(r["search"]["history"]) for r in rows}
-    return Measurement(
-        backend,
-        summary["cache"]["fits"],
-        wall,
-        bytes_to_workers=sent,
-        flow_run_id=summary["flow_run_id"],
-        search=search,
-        extra=extra,
-    )
+    return dataclasses.replace(measured, extra=extra)
 
 
 def _trials(history: list[dict[str, Any]]) -> list[tuple[tuple[tuple[str, Any], ...], int]]:

@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import math
 import statistics
-import tempfile
 import time
 from typing import Any
 
+from prefect_sklearn_dask.benchmarks.backends import run_search_flow
 from prefect_sklearn_dask.benchmarks.base import (
     Env,
     Goal,
@@ -281,49 +281,25 @@ def run_dask_ml(backend: str, workload: Workload, env: Env) -> Measurement:
 
 def run_train_flow(backend: str, workload: Workload, env: Env) -> Measurement:
     """The project's whole ``train-flow`` run (grid or halving) on the warm cluster."""
-    from prefect_sklearn_dask.flow.train_flow import train_flow
-
     spec = workload.search
     halving = backend == HALVING
     n_iter = spec["halving_n_iter"] if halving else 1
-    before = env.client.run_on_scheduler(scheduler_bytes)
-    with tempfile.TemporaryDirectory(prefix="bench-search-") as storage:
-        started = time.perf_counter()
-        summary = train_flow(
-            dataset=spec["source"],
-            models=list(spec["space"]),
-            runner="dask",
-            address=env.address,
-            search="halving" if halving else "grid",
-            n_iter=n_iter,
-            search_space=spec["space"],
-            cv=CV,
-            seed=SEED,
-            metric=METRIC,
-            storage=storage,
-            cache=False,
-            performance_report=False,
-        )
-        wall = time.perf_counter() - started
-    sent = env.client.run_on_scheduler(scheduler_bytes) - before
-    rows = [r for r in summary["rows"] if r.get("status") == "ok"]
-    search = {
-        "best_cv": {r["model"]: r["search"]["cv_mean"] for r in rows},
-        "fits_by_model": {r["model"]: r["search"]["fits"] for r in rows},
-        # from the first search's start to the last one's result (refits included): the
-        # flow run's fixed cost (setup, artifacts, chart, model store) left out
-        "searches_s": summary["timings"]["train_seconds"],
-    }
-    if halving:
-        search["row_weighted_fits"] = row_weighted_fits(workload, n_iter)
-    return Measurement(
+    measured, _ = run_search_flow(
         backend,
-        summary["cache"]["fits"],
-        wall,
-        bytes_to_workers=sent,
-        flow_run_id=summary["flow_run_id"],
-        search=search,
+        env,
+        "bench-search-",
+        dataset=spec["source"],
+        models=list(spec["space"]),
+        search="halving" if halving else "grid",
+        n_iter=n_iter,
+        search_space=spec["space"],
+        cv=CV,
+        seed=SEED,
+        metric=METRIC,
     )
+    if halving:
+        measured.search["row_weighted_fits"] = row_weighted_fits(workload, n_iter)
+    return measured
 
 
 def row_weighted_fits(workload: Workload, n_iter: int) -> float:
