@@ -225,7 +225,7 @@ def test_fit_key_changes_with_what_changes_the_fit(ref, tmp_path, monkeypatch):
         ("bayes", 10, 3, None, "unknown search 'bayes'; choose from none, grid"),
         ("random", 0, 3, None, "--n-iter must be at least 1"),
         ("grid", 10, 1, None, "--cv must be at least 2"),
-        ("grid", 10, 3, {"xgb": {"eta": [1]}}, "unknown model 'xgb'"),
+        ("grid", 10, 3, {"catboost": {"eta": [1]}}, "unknown model 'catboost'"),
         ("grid", 10, 3, {"svc": {"Cee": [1]}}, "takes no parameter Cee; it takes: C,"),
         ("random", 10, 3, {"svc": {"C": "loguniform(1e-3"}}, "cannot parse"),
         ("random", 10, 3, {"svc": {"C": "lognormal(1, 2)"}}, "unknown distribution"),

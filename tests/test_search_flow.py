@@ -262,8 +262,8 @@ BAD = {
     "n-iter below 1": (lambda t: ["--search", "random", "--n-iter", "0"], "--n-iter must be"),
     "cv below 2": (lambda t: ["--search", "grid", "--cv", "1"], "--cv must be at least 2"),
     "unknown model in space": (
-        with_space("grid", "xgb: {eta: [1]}"),
-        "unknown model 'xgb'",
+        with_space("grid", "catboost: {eta: [1]}"),
+        "unknown model 'catboost'",
     ),
     "parameter the estimator does not take": (
         with_space("grid", "svc: {Cee: [1]}"),

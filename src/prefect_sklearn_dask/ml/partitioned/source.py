@@ -224,11 +224,16 @@ def _first_line(exc: BaseException) -> str:
 
 
 def is_partitioned_source(dataset: str) -> bool:
-    """A URL (``s3://``, ``file://``...), a glob, or a local directory; a single local
-    file stays in-memory data (today's behaviour)."""
+    """A URL of a filesystem fsspec knows (``s3://``, ``file://``...), a glob, or a local
+    directory; a single local file stays in-memory data (today's behaviour), and so does
+    any other URL (a database URL is refused there, its password masked)."""
     from pathlib import Path
 
-    if "://" in dataset or any(ch in dataset for ch in GLOB_CHARS):
+    if "://" in dataset:
+        from fsspec.registry import known_implementations
+
+        return dataset.split("://", 1)[0].lower() in known_implementations
+    if any(ch in dataset for ch in GLOB_CHARS):
         return True
     return Path(dataset).expanduser().is_dir()
 
