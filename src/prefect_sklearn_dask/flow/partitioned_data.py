@@ -18,13 +18,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from prefect import get_run_logger, task
-from prefect.tasks import exponential_backoff
 
 from prefect_sklearn_dask.bridge.fanout import current_client
 from prefect_sklearn_dask.bridge.worker_memory import WorkerMemory, describe
 from prefect_sklearn_dask.flow import fit_cache
 from prefect_sklearn_dask.flow.model_store import JoblibSerializer
-from prefect_sklearn_dask.flow.tasks import TRAIN_RETRIES, is_transient
+from prefect_sklearn_dask.flow.tasks import TRANSIENT_RETRIES
 from prefect_sklearn_dask.flow.training_data import Training
 from prefect_sklearn_dask.ml.errors import DataError, UserError
 from prefect_sklearn_dask.ml.evaluate import TrainReport
@@ -48,10 +47,7 @@ _CLUSTER = threading.Lock()
     task_run_name="train-{model}",
     persist_result=True,
     result_serializer=JoblibSerializer(),
-    retries=TRAIN_RETRIES,
-    retry_delay_seconds=exponential_backoff(backoff_factor=1),
-    retry_jitter_factor=0.5,
-    retry_condition_fn=is_transient,
+    **TRANSIENT_RETRIES,
 )
 def train_partitioned(
     model: str,

@@ -20,12 +20,11 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.tasks import exponential_backoff
 
 from prefect_sklearn_dask.bridge.fanout import fan_out
 from prefect_sklearn_dask.flow import fit_cache
 from prefect_sklearn_dask.flow.fit_cache import FitCache
-from prefect_sklearn_dask.flow.tasks import TRAIN_RETRIES, is_transient
+from prefect_sklearn_dask.flow.tasks import TRANSIENT_RETRIES
 from prefect_sklearn_dask.flow.training_data import Training
 from prefect_sklearn_dask.ml.data import DatasetRef
 from prefect_sklearn_dask.ml.evaluate import TrainReport, train_and_evaluate
@@ -92,10 +91,7 @@ def _round(value: float) -> float | str:
     task_run_name="search-{model}",
     cache_policy=NO_CACHE,  # each fit is cached instead (fit_cache), the search re-plans
     persist_result=False,
-    retries=TRAIN_RETRIES,
-    retry_delay_seconds=exponential_backoff(backoff_factor=1),
-    retry_jitter_factor=0.5,
-    retry_condition_fn=is_transient,
+    **TRANSIENT_RETRIES,
 )
 def search_model(
     model: str,

@@ -41,16 +41,23 @@ def is_transient(task, task_run, state) -> bool:
     return False
 
 
+# The retry policy of every task that trains (plain fits, searches, partitioned models):
+# transient failures back off and retry, user errors fail at once.
+TRANSIENT_RETRIES: dict[str, Any] = {
+    "retries": TRAIN_RETRIES,
+    "retry_delay_seconds": exponential_backoff(backoff_factor=1),
+    "retry_jitter_factor": 0.5,
+    "retry_condition_fn": is_transient,
+}
+
+
 @task(
     name="train-model",
     task_run_name="train-{model}",
     cache_policy=FIT_CACHE,
     persist_result=True,
     result_serializer=JoblibSerializer(),
-    retries=TRAIN_RETRIES,
-    retry_delay_seconds=exponential_backoff(backoff_factor=1),
-    retry_jitter_factor=0.5,
-    retry_condition_fn=is_transient,
+    **TRANSIENT_RETRIES,
     log_prints=True,
 )
 def train_model(
