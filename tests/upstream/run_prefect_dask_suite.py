@@ -16,11 +16,14 @@ run overstays its bound.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 from importlib.metadata import version
 from pathlib import Path
 
@@ -95,20 +98,52 @@ def deselected(cores: int) -> dict[str, str]:
 
 
 def run_bounded(command: list[str], cwd: Path, env: dict[str, str], timeout: float) -> int:
-    """Run ``command``; past ``timeout`` seconds kill it and every process it started."""
-    process = subprocess.Popen(command, cwd=cwd, env=env)
+    """Run ``command``; past ``timeout`` seconds (or on Ctrl-C) kill it and all it started.
+
+    The run gets a session of its own, so one ``killpg`` also reaches a process forked
+    between a listing of its children and the kill (a race a loaded CI machine did hit);
+    descendants that left the group are found by walking the tree first.
+    """
+    process = subprocess.Popen(command, cwd=cwd, env=env, start_new_session=True)
     try:
         return process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
-        for proc in [*psutil.Process(process.pid).children(recursive=True), process]:
-            proc.kill()
-        process.wait()
+        _kill_tree(process)
         print(
             f"error: prefect-dask's suite ran past {timeout:.0f} s and was stopped "
             "(a test hung; see the output above)",
             file=sys.stderr,
         )
         return 1
+    except KeyboardInterrupt:
+        _kill_tree(process)
+        raise
+
+
+def _kill_tree(process: subprocess.Popen, bound_s: float = 10.0) -> None:
+    """SIGKILL the run's process group and every descendant; return once they are gone.
+
+    A killed process lingers for a moment (a loaded machine showed ``running`` right
+    after the kill), so the group is killed again until no member is left.
+    """
+    try:
+        escaped = psutil.Process(process.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        escaped = []
+    for proc in escaped:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    psutil.wait_procs(escaped, timeout=bound_s)
+    deadline = time.monotonic() + bound_s
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
 
 
 def main(argv: list[str]) -> int:
