@@ -37,6 +37,10 @@ EXPECTED = {
     | {"raw-dask-optuna-fits", "optuna-daskstorage"},
 }
 
+# The module's first test carries the shared quick run (~270 s in a loaded CI run; once
+# past 300 s when the machine had one more busy process): its own bound, not the default.
+pytestmark = pytest.mark.timeout(600)
+
 
 @pytest.fixture(scope="module")
 def quick(prefect_api, tmp_path_factory):
@@ -53,7 +57,7 @@ def quick(prefect_api, tmp_path_factory):
         env={**os.environ, "PREFECT_API_URL": prefect_api},
         capture_output=True,
         text=True,
-        timeout=400,
+        timeout=560,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     (report_path,) = out.glob("bench-*.json")

@@ -273,10 +273,19 @@ class _ThreadStream:
 
 
 class _DaskStream:
-    """Plain Dask tasks through ``client``; finished ones come back one ``gather`` per batch.
+    """Plain Dask tasks through ``client``, with as few messages as the driver allows.
 
-    Within :func:`fits_on`'s shared cap (``slots``) calls wait here until a slot is free,
-    by the same rule as :func:`_drive`: block for a slot only with nothing in flight.
+    Calls submitted go out together when the driver next waits (:meth:`completed`), in
+    one ``client.map``; finished ones come back one ``gather`` per batch, and while at
+    least ``2 x capacity`` others are still running (the workers stay fed without the
+    driver) a batch waits for more. With a message per fold each way, the optuna
+    search's driver took 2.4-3.3 s of client-and-scheduler CPU where raw ``client.map``
+    of the same 450 breast_cancer fits took ~1.0 s: on 2 cores that CPU is the workers',
+    and the search ran 1.34x raw; batched, 1.5-2.1 s and 0.99x (medians of 3,
+    ``pruner="none"``). A trial held back by pruning has one fold in flight, so pruned
+    searches keep a round trip per fold. Within :func:`fits_on`'s shared cap (``slots``)
+    calls wait here until a slot is free, by the same rule as :func:`_drive`: block for
+    a slot only with nothing in flight.
     """
 
     def __init__(self, client: Any, fn: Callable[..., Any], key_prefix: str, slots) -> None:
@@ -292,23 +301,30 @@ class _DaskStream:
 
     def submit(self, tag: Hashable, *args: Any) -> None:
         self._pending.append((tag, args))
-        self._pump()
 
     def _pump(self) -> None:
+        picked: list[tuple[Hashable, tuple[Any, ...]]] = []
         while self._pending:
-            if self.slots is not None and not self.slots.acquire(blocking=not self._running):
-                return
-            tag, args = self._pending.pop(0)
-            self._count += 1
-            future = self.client.submit(
-                self.fn, *args, key=f"{self._key}-{self._count}", pure=False
-            )
+            busy = self._running or picked
+            if self.slots is not None and not self.slots.acquire(blocking=not busy):
+                break
+            picked.append(self._pending.pop(0))
+        if not picked:
+            return
+        keys = [f"{self._key}-{self._count + i}" for i in range(1, len(picked) + 1)]
+        self._count += len(picked)
+        futures = self.client.map(
+            self.fn, *zip(*(args for _, args in picked), strict=True), key=keys, pure=False
+        )
+        for (tag, _), future in zip(picked, futures, strict=True):
             self._running[future.key] = (tag, future)
-            self._done.add(future)
+        self._done.update(futures)
 
     def completed(self) -> list[tuple[Hashable, Any]]:
         self._pump()
         batch = self._done.next_batch(block=True)
+        while len(self._running) - len(batch) >= 2 * self.capacity:
+            batch += self._done.next_batch(block=True)  # the workers are still fed
         values = self.client.gather(batch)  # a call that raised (a lost worker) raises here
         out = []
         for future, value in zip(batch, values, strict=True):
