@@ -226,3 +226,22 @@ def test_s3_partitions_are_read_by_the_workers(client, data_dir, s3):
     fs.pipe_file("bucket/data/part-9.parquet", b"not parquet at all")
     with pytest.raises(DataError, match=r"cannot read partition 's3://bucket/data/part-9"):
         open_source("s3://bucket/data/", "label", storage_options=s3)
+
+
+def test_spreading_with_no_worker_up_waits_then_says_so(monkeypatch):
+    """All workers restarting at once (a benchmark run saw it): spreading the partitions
+    waits for one, and with none it is a timeout naming the workers, not a modulo by
+    zero deep in the round-robin."""
+    import dask.dataframe as dd
+    from distributed import Client, LocalCluster
+
+    from prefect_sklearn_dask.ml.partitioned import engines
+
+    monkeypatch.setattr(engines, "WORKER_WAIT_S", 1.0)
+    frame = dd.from_pandas(synthetic_partition(100, 3, seed=0), npartitions=2)
+    with (
+        LocalCluster(n_workers=0, host="127.0.0.1", dashboard_address=":0") as cluster,
+        Client(cluster) as client,
+        pytest.raises(TimeoutError, match="workers"),
+    ):
+        engines.spread(client, frame)

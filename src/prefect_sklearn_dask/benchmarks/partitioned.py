@@ -1,8 +1,9 @@
 """``partitioned`` rows: data bigger than one worker, trained where it lies.
 
-Synthetic Parquet partitions written by the benchmark (``--rows``; by default ~1.5x one
-worker's free memory under ``--worker-memory``: 30 float32 features, a category, an int8
-label), each row on a fresh ``LocalCluster`` with that memory limit per worker:
+Synthetic Parquet partitions written by the benchmark (``--rows``; by default ~1.5x the
+data one worker can train on under ``--worker-memory``, :meth:`Settings.rows_for`: 30
+float32 features, a category, an int8 label), each row on a fresh ``LocalCluster`` with
+that memory limit per worker:
 
 - ``partitioned-project``: the project's whole ``train_flow(models=["xgb"])`` on the
   directory (metadata checks, the profiling pass, training, held-out scores, model,
@@ -15,7 +16,8 @@ label), each row on a fresh ``LocalCluster`` with that memory limit per worker:
 
 Goals: the project within 1.10x raw xgboost.dask; at most 1 MB of results into the
 flow's process (the model aside); the peak worker memory under its limit with no worker
-restarted; the scaling line w=1 -> w=2 (``--workers 1,2``).
+restarted; the scaling line w=1 -> w=2 (``--workers 1,2 --rows N`` with N that one worker
+can hold: at the default size one worker is meant to run out).
 """
 
 from __future__ import annotations
@@ -43,6 +45,12 @@ DESCRIPTIONS = {
 FEATURES = 30
 ROW_BYTES = FEATURES * 4 + 1 + 1  # float32 features, category codes, int8 label
 WORKER_BASE_BYTES = 400 * 2**20  # a worker with the imports, before any data
+# A worker's free memory over the bytes of data it can train on: the partitions, the
+# DaskQuantileDMatrix built from them and XGBoost's working set. Calibrated on the
+# issue's scenario: 4M rows (465 MB) trained on 2 x 1500MB workers, killed at 2 x 900MB;
+# 1.5x a worker's free memory of raw data (13.3M rows) killed both xgboost.dask and the
+# project on 2 x 1500MB.
+XGB_MEMORY_FACTOR = 3.5
 XGB = {"n_estimators": 50, "max_depth": 6, "learning_rate": 0.3, "max_bin": 256}
 GOAL_RATIO = 1.10
 GOAL_BYTES = 2**20
@@ -58,7 +66,9 @@ class Settings:
     worker_memory: str = "1500MB"
 
     def rows_for(self, quick: bool) -> int:
-        """``--rows``, else ~1.5x one worker's free memory (quick: a small set)."""
+        """``--rows``, else ~1.5x the data one worker can train on (its free memory over
+        :data:`XGB_MEMORY_FACTOR`): more than one worker holds, within what two hold
+        (quick: a small set). 1500MB: 3.86M rows (~470 MB)."""
         from dask.utils import parse_bytes
 
         if self.rows:
@@ -66,7 +76,7 @@ class Settings:
         if quick:
             return QUICK_ROWS
         free = max(parse_bytes(self.worker_memory) - WORKER_BASE_BYTES, 64 * 2**20)
-        return int(1.5 * free / ROW_BYTES)
+        return int(1.5 * free / XGB_MEMORY_FACTOR / ROW_BYTES)
 
 
 SETTINGS = Settings()

@@ -31,6 +31,8 @@ TRAIN_TIMEOUT = 4 * 3600.0
 # How long one of xgboost's collective operations waits for a peer before it fails: how
 # long a worker left alone by a dead peer stays busy (then it is restarted, bounded.drain).
 COLLECTIVE_TIMEOUT = 300
+# How long spreading the partitions waits for a worker when none is up (all restarting)
+WORKER_WAIT_S = 60.0
 # Keys of the tasks xgboost.dask submits to train (one per worker), cancelled when the
 # training is abandoned.
 XGB_TASKS = ("fn-",)
@@ -60,6 +62,7 @@ def spread(client, train) -> Any:
     import dask.dataframe as dd
     from distributed import wait
 
+    client.wait_for_workers(1, timeout=WORKER_WAIT_S)  # a restarting worker comes back
     workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
     parts = train.to_delayed()
     futures = [
