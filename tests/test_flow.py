@@ -98,6 +98,7 @@ def test_best_model_reloads_with_its_hash_and_predicts(summaries):
     model, manifest = load_model(Path(summary["model"]["manifest_path"]))
     assert manifest["sha256"] == summary["model"]["sha256"]
     assert manifest["model"] == summary["best"]["model"]
+    assert summary["predict_command"].endswith("--data YOUR.csv")
     X, y = load_wine(return_X_y=True, as_frame=True)
     assert (model.predict(X) == y.to_numpy()).mean() > 0.8
 

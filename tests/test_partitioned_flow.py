@@ -52,6 +52,8 @@ def test_train_and_predict_on_partitions(run_cli, local_cluster, parts, tmp_path
         assert row["peak_worker_mb"] > 0
     assert task_run_names(summary["flow_run_id"]) == ["train-sgd", "train-xgb"]
     assert Path(summary["comparison_chart"]["path"]).is_file()
+    # the command the run prints predicts partitions into a folder, not one CSV
+    assert "--data YOUR_PARTITIONS/ --out PREDICTIONS/" in summary["predict_command"]
 
     out = tmp_path / "predictions"
     predicted = run_cli(

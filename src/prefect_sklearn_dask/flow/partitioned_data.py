@@ -148,6 +148,10 @@ class PartitionedData:
             "format": self.parts.format,
         }
 
+    def predict_args(self) -> str:
+        """Partitions in, partitions out, on the cluster that trained."""
+        return "--data YOUR_PARTITIONS/ --out PREDICTIONS/ --address SCHEDULER"
+
     def cache_params(self) -> dict[str, Any]:
         return {
             "data": self.parts.fingerprint,

@@ -215,7 +215,7 @@ def publish(
         },
         "predict_command": (
             f"python flows/predict.py --model {shlex.quote(str(model.manifest_path))} "
-            "--data YOUR.csv"
+            + data.predict_args()
         ),
         "timings": {
             "runner_start_seconds": run.ready - run.started,

@@ -65,6 +65,11 @@ class TrainingData(Protocol):
         """The run summary's ``dataset``: ``source``, ``n_rows``, ``n_features``, ``n_classes``."""
         ...
 
+    def predict_args(self) -> str:
+        """``flows/predict.py``'s data arguments for data like this (the run summary's
+        ``predict_command``)."""
+        ...
+
     def cache_params(self) -> dict[str, Any]:
         """What about the data decides its fits (fingerprint, target, split, seed): the
         fit cache's parameter set, with the run's CV folds and models added."""
@@ -114,6 +119,9 @@ class InMemoryData:
 
     def summary(self) -> dict[str, Any]:
         return {k: getattr(self.ref, k) for k in ("source", "n_rows", "n_features", "n_classes")}
+
+    def predict_args(self) -> str:
+        return "--data YOUR.csv"
 
     def cache_params(self) -> dict[str, Any]:
         ref = self.ref
