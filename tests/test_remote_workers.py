@@ -39,7 +39,7 @@ def test_task_runs_and_task_logs_from_hand_started_workers_reach_the_server(pref
     by_run = {t.id: t.name for t in task_runs}
     messages = {(by_run[log.task_run_id], log.message.split(" on ")[0]) for log in logs}
     for model in MODELS:
-        # get_run_logger() inside the task, and print() with log_prints=True
+        # get_run_logger() inside the task, before and after the fit
         assert (f"train-{model}", f"training {model}") in messages, messages
         assert any(
             name == f"train-{model}" and m.startswith(f"trained {model}:") for name, m in messages

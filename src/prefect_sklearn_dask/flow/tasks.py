@@ -58,7 +58,6 @@ TRANSIENT_RETRIES: dict[str, Any] = {
     persist_result=True,
     result_serializer=JoblibSerializer(),
     **TRANSIENT_RETRIES,
-    log_prints=True,
 )
 def train_model(
     model: str,
@@ -71,11 +70,15 @@ def train_model(
     """Fit and score one classifier on the run's shared train/test split.
 
     ``limit`` names a Prefect global concurrency limit whose slot the fit holds, so a
-    cap on simultaneous fits holds on every runner, Dask workers included. One log
-    line before and one print after show which worker ran each model (and that
-    workers' logs reach the server at all).
+    cap on simultaneous fits holds on every runner, Dask workers included. A log line
+    before and after show which worker ran each model (and that workers' logs reach
+    the server at all). Not ``print`` with ``log_prints``: Prefect swaps
+    ``builtins.print`` for the task's duration and restores what it saw, so tasks on
+    the thread pool restore each other's swap and a print reached stdout, breaking
+    ``train.py --json`` (2 of 4 runs of the default job on threads).
     """
-    get_run_logger().info(f"training {model} on {socket.gethostname()} (pid {os.getpid()})")
+    logger = get_run_logger()
+    logger.info(f"training {model} on {socket.gethostname()} (pid {os.getpid()})")
     with concurrency(limit, occupy=1, strict=True) if limit else nullcontext():
         try:
             report = train_and_evaluate(model, data, seed=seed, params=params, cv=cv)
@@ -84,5 +87,5 @@ def train_model(
             # persisted result: mask secrets in it here, keeping its type (for retries).
             exc.args = tuple(mask(a) if isinstance(a, str) else a for a in exc.args)
             raise
-    print(f"trained {model}: f1_macro={report.f1_macro:.4f} in {report.fit_seconds:.2f} s")
+    logger.info(f"trained {model}: f1_macro={report.f1_macro:.4f} in {report.fit_seconds:.2f} s")
     return report
