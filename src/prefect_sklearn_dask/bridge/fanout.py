@@ -132,6 +132,19 @@ def fan_out(
     return _on_threads(fn, calls, min(limit or local_jobs, local_jobs), local_jobs, on_done)
 
 
+def _take_slots(slots: threading.BoundedSemaphore | None, wanted: int, running: Any) -> int:
+    """How many of ``wanted`` calls may go out now within :func:`fits_on`'s shared cap
+    (None: all). Blocks for a slot only with nothing of the caller's ``running``; with
+    calls running it takes free slots only, so fan-outs sharing ``slots`` cannot starve
+    each other."""
+    if slots is None:
+        return wanted
+    taken = 0
+    while taken < wanted and slots.acquire(blocking=not (running or taken)):
+        taken += 1
+    return taken
+
+
 def _drive(client, fn, calls, limit, on_done, key_prefix, slots) -> list[Any]:
     """Submit through ``client`` and collect as they finish, within ``limit`` and ``slots``.
 
@@ -140,8 +153,7 @@ def _drive(client, fn, calls, limit, on_done, key_prefix, slots) -> list[Any]:
     ``gather`` each: a message per fit each way measured ~10 ms of extra CPU per fit on
     the 1,005-fit grid (1.46x raw Dask on 2 cores). With everything submitted, batches
     are collected at most every :data:`COLLECT_EVERY_S`, which delays progress lines,
-    not fits. A fan-out with nothing in flight blocks for a shared slot; one with calls
-    running only takes free slots, so fan-outs sharing ``slots`` cannot starve each other.
+    not fits. Shared slots are taken by :func:`_take_slots`.
     """
     from distributed import as_completed
 
@@ -155,12 +167,9 @@ def _drive(client, fn, calls, limit, on_done, key_prefix, slots) -> list[Any]:
 
     def submit_more() -> None:
         nonlocal left
-        picked: list[int] = []
-        while left and len(running) + len(picked) < cap:
-            if slots is not None and not slots.acquire(blocking=not (running or picked)):
-                break
-            picked.append(next(queue))
-            left -= 1
+        allowed = _take_slots(slots, min(left, cap - len(running)), running)
+        picked = [next(queue) for _ in range(allowed)]
+        left -= len(picked)
         if not picked:
             return
         futures = client.map(
@@ -284,8 +293,7 @@ class _DaskStream:
     and the search ran 1.34x raw; batched, 1.5-2.1 s and 0.99x (medians of 3,
     ``pruner="none"``). A trial held back by pruning has one fold in flight, so pruned
     searches keep a round trip per fold. Within :func:`fits_on`'s shared cap (``slots``)
-    calls wait here until a slot is free, by the same rule as :func:`_drive`: block for
-    a slot only with nothing in flight.
+    calls wait here until :func:`_take_slots` gives them a slot.
     """
 
     def __init__(self, client: Any, fn: Callable[..., Any], key_prefix: str, slots) -> None:
@@ -303,12 +311,8 @@ class _DaskStream:
         self._pending.append((tag, args))
 
     def _pump(self) -> None:
-        picked: list[tuple[Hashable, tuple[Any, ...]]] = []
-        while self._pending:
-            busy = self._running or picked
-            if self.slots is not None and not self.slots.acquire(blocking=not busy):
-                break
-            picked.append(self._pending.pop(0))
+        taken = _take_slots(self.slots, len(self._pending), self._running)
+        picked, self._pending = self._pending[:taken], self._pending[taken:]
         if not picked:
             return
         keys = [f"{self._key}-{self._count + i}" for i in range(1, len(picked) + 1)]
