@@ -269,3 +269,18 @@ def test_json_on_the_thread_pool_is_json_alone(run_cli, tmp_path):
         assert result.returncode == 0, result.stderr[-3000:]
         assert result.stdout.lstrip().startswith("{"), result.stdout[:300]
         assert len(json.loads(result.stdout)["rows"]) == 8
+
+
+def test_the_commands_import_with_the_collector_paused_then_on_again():
+    """``fast_imports`` pauses CPython's cyclic collector for the command's imports and
+    freezes what they built; a Dask worker spawned from ``flows/train.py`` imports the
+    same module, so the collector must be back on once the import returns."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import gc, prefect_sklearn_dask.commands.train; "
+        "print(gc.isenabled(), gc.get_freeze_count() > 100_000)"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "True"]

@@ -219,3 +219,35 @@ def test_tags_reach_the_task_runs(runner):
 
     runs = wait_for_task_runs(tagged(), 3)
     assert sorted(sorted(r.tags) for r in runs) == [[], ["outer", "own"], ["outer", "own"]]
+
+
+# Performance report --------------------------------------------------------------------
+
+
+def test_a_report_requested_mid_flow_covers_the_work_before_it(local_cluster, tmp_path):
+    """``request_performance_report`` lets the scheduler draw the page while the flow goes
+    on; the runner's exit writes it. The page covers the tasks before the request, not a
+    task submitted after it (stock draws at the exit, and would show both)."""
+    report = tmp_path / "report.html"
+    runner = FastDaskTaskRunner(
+        address=local_cluster.scheduler_address, performance_report_path=str(report)
+    )
+
+    @flow(task_runner=runner)
+    def user_flow() -> tuple[list[int], bool, int]:
+        from prefect.context import FlowRunContext
+
+        values = [f.result() for f in [inc.submit(i) for i in range(6)]]
+        requested = FlowRunContext.get().task_runner.request_performance_report()
+        written_before_exit = report.exists()
+        return values, requested and not written_before_exit, async_double.submit(4).result()
+
+    assert user_flow() == ([1, 2, 3, 4, 5, 6], True, 8)
+    html = report.read_text()
+    assert "Dask Performance Report" in html and "cdn.bokeh.org" not in html
+    assert "inc-" in html and "async_double-" not in html
+
+
+def test_without_a_report_path_nothing_is_requested(runner):
+    with runner:
+        assert runner.request_performance_report() is False

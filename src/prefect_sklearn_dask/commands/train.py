@@ -19,21 +19,22 @@ import sys
 import time
 from pathlib import Path
 
-from prefect_sklearn_dask.cli import HelpFormatter, quiet_environment, run_cli
+from prefect_sklearn_dask.cli import HelpFormatter, fast_imports, quiet_environment, run_cli
 
 quiet_environment()
 
-from prefect_sklearn_dask.bridge.workers import require_project_modules  # noqa: E402
-from prefect_sklearn_dask.cluster.local import running_cluster  # noqa: E402
-from prefect_sklearn_dask.cluster.remote import check_scheduler, tls_security  # noqa: E402
-from prefect_sklearn_dask.commands.options import (  # noqa: E402
-    add_training_arguments,
-    flow_parameters,
-    validate_training_args,
-)
-from prefect_sklearn_dask.masking import install_log_masking, mask  # noqa: E402
-from prefect_sklearn_dask.ml.errors import UserError  # noqa: E402
-from prefect_sklearn_dask.server.process import DEFAULT_PORT, ensure_server, is_healthy  # noqa: E402
+with fast_imports():
+    from prefect_sklearn_dask.bridge.workers import require_project_modules
+    from prefect_sklearn_dask.cluster.local import running_cluster
+    from prefect_sklearn_dask.cluster.remote import check_scheduler, tls_security
+    from prefect_sklearn_dask.commands.options import (
+        add_training_arguments,
+        flow_parameters,
+        validate_training_args,
+    )
+    from prefect_sklearn_dask.masking import install_log_masking, mask
+    from prefect_sklearn_dask.ml.errors import UserError
+    from prefect_sklearn_dask.server.process import DEFAULT_PORT, ensure_server, is_healthy
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -196,9 +197,10 @@ def _server_lost(api_url: str, args: argparse.Namespace, exc: Exception | None) 
 
 
 def _run_flow(args: argparse.Namespace, api_url: str):
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    with fast_imports():
+        from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from prefect_sklearn_dask.flow.train_flow import train_flow
+        from prefect_sklearn_dask.flow.train_flow import train_flow
 
     with temporary_settings({PREFECT_API_URL: api_url}):
         return train_flow(**flow_parameters(args), return_state=True)

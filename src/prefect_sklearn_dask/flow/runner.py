@@ -52,6 +52,12 @@ class Run:
     ready: float
     max_concurrent: int | None
 
+    def request_report(self) -> None:
+        """Have the scheduler draw the performance report now, while the flow publishes
+        its results; the runner's exit writes it (:class:`~.fast_dask.PerformanceReport`)."""
+        if self.report is not None and isinstance(self.task_runner, FastDaskTaskRunner):
+            self.task_runner.request_performance_report()
+
     @contextlib.contextmanager
     def submitter(self, in_flow_process: bool, n_models: int) -> Iterator[Any]:
         """The task runner to submit ``n_models`` task runs to.

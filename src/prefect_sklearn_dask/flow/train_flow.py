@@ -134,10 +134,11 @@ def train_flow(
         if run.dashboard:
             logger.info(f"Dask dashboard: {run.dashboard}")
         outcome = train(data, run, opts, cache, logger)
-    check_failures(outcome, opts.max_failures)
-    ranked = evaluate.rank(outcome.reports, opts.metric)
-    stored = store(ranked[0], data, opts, run_id, logger)
-    summary = publish(ranked, stored, data, run, outcome, cache, opts, dropped_before)
+        run.request_report()  # drawn by the scheduler while the results are published
+        check_failures(outcome, opts.max_failures)
+        ranked = evaluate.rank(outcome.reports, opts.metric)
+        stored = store(ranked[0], data, opts, run_id, logger)
+        summary = publish(ranked, stored, data, run, outcome, cache, opts, dropped_before)
     fit_cache.complete(cache)
     best = ranked[0]
     logger.info(
@@ -196,7 +197,7 @@ def publish(
         "flow_run_id": run_id,
         "flow_run_url": url_for("flow-run", obj_id=run_id),  # the UI route the engine logs
         "dashboard_url": run.dashboard,
-        "performance_report": str(report) if report and report.is_file() else None,
+        "performance_report": str(report) if report else None,  # written as the runner closes
         "runner": opts.runner,
         "dask_cluster": describe_cluster(
             opts.runner, opts.address, opts.adapt, opts.cluster_config
