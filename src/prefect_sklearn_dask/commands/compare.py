@@ -11,17 +11,18 @@ import sys
 import time
 from pathlib import Path
 
-from prefect_sklearn_dask.cli import HelpFormatter, quiet_environment, run_cli
+from prefect_sklearn_dask.cli import HelpFormatter, fast_imports, quiet_environment, run_cli
 
 quiet_environment()
 
-from prefect_sklearn_dask.benchmarks.catalog import (  # noqa: E402
-    BACKENDS,
-    DESCRIPTIONS,
-    WORKLOADS,
-)
-from prefect_sklearn_dask.ml.errors import UserError  # noqa: E402
-from prefect_sklearn_dask.server.process import DEFAULT_PORT  # noqa: E402
+with fast_imports():
+    from prefect_sklearn_dask.benchmarks.catalog import (
+        BACKENDS,
+        DESCRIPTIONS,
+        WORKLOADS,
+    )
+    from prefect_sklearn_dask.ml.errors import UserError
+    from prefect_sklearn_dask.server.process import DEFAULT_PORT
 
 # Result files (JSON and CSV carry the git commit they ran at) go to the checkout's
 # benchmarks/results/, where the runs the READMEs quote are committed.

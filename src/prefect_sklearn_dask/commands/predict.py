@@ -15,16 +15,17 @@ import argparse
 import sys
 from pathlib import Path
 
-from prefect_sklearn_dask.cli import quiet_environment, run_cli
+from prefect_sklearn_dask.cli import fast_imports, quiet_environment, run_cli
 
 quiet_environment()
 
-import pandas as pd  # noqa: E402
+with fast_imports():
+    import pandas as pd
 
-from prefect_sklearn_dask.flow.model_store import default_storage, load_model, write_atomic  # noqa: E402
-from prefect_sklearn_dask.ml.data import FILE_SUFFIXES, read_file  # noqa: E402
-from prefect_sklearn_dask.ml.errors import UserError  # noqa: E402
-from prefect_sklearn_dask.ml.partitioned.source import is_partitioned_source  # noqa: E402
+    from prefect_sklearn_dask.flow.model_store import default_storage, load_model, write_atomic
+    from prefect_sklearn_dask.ml.data import FILE_SUFFIXES, read_file
+    from prefect_sklearn_dask.ml.errors import UserError
+    from prefect_sklearn_dask.ml.partitioned.source import is_partitioned_source
 
 
 def predict_frame(model, manifest: dict, frame: pd.DataFrame) -> pd.DataFrame:

@@ -20,22 +20,23 @@ import sys
 from datetime import timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from prefect_sklearn_dask.cli import HelpFormatter, quiet_environment, run_cli
+from prefect_sklearn_dask.cli import HelpFormatter, fast_imports, quiet_environment, run_cli
 
 quiet_environment()
 
-from prefect_sklearn_dask.commands.notify_options import (  # noqa: E402
-    add_notify_arguments,
-    check_notify_args,
-    manage_notifications,
-    set_up_notifications,
-)
-from prefect_sklearn_dask.commands.options import (  # noqa: E402
-    add_training_arguments,
-    validate_training_args,
-)
-from prefect_sklearn_dask.ml.errors import UserError  # noqa: E402
-from prefect_sklearn_dask.server.process import DEFAULT_PORT, ensure_server  # noqa: E402
+with fast_imports():
+    from prefect_sklearn_dask.commands.notify_options import (
+        add_notify_arguments,
+        check_notify_args,
+        manage_notifications,
+        set_up_notifications,
+    )
+    from prefect_sklearn_dask.commands.options import (
+        add_training_arguments,
+        validate_training_args,
+    )
+    from prefect_sklearn_dask.ml.errors import UserError
+    from prefect_sklearn_dask.server.process import DEFAULT_PORT, ensure_server
 
 DEPLOYMENT_NAME = "TrainClassifiers"
 DEPLOYMENT = f"train-flow/{DEPLOYMENT_NAME}"
