@@ -33,6 +33,7 @@ os.environ.update(
 import pytest  # noqa: E402
 from prefect.settings import PREFECT_API_URL, temporary_settings  # noqa: E402
 
+from prefect_sklearn_dask.bridge.worker_env import apply_env  # noqa: E402
 from prefect_sklearn_dask.server.process import start_server, stop_server  # noqa: E402
 
 # Under CI=true a skip is a failure (CI installs every part a test skips without).
@@ -51,7 +52,7 @@ def free_port() -> int:
 def prefect_api() -> str:
     """A real `prefect server start` on 127.0.0.1, SQLite in a temp home; stopped at the end."""
     server = start_server(port=free_port(), home=_HOME)
-    os.environ["PREFECT_API_URL"] = server.api_url
+    apply_env({"PREFECT_API_URL": server.api_url})  # as ensure_server does for the commands
     try:
         with temporary_settings({PREFECT_API_URL: server.api_url}):
             yield server.api_url

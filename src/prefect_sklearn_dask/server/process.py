@@ -310,8 +310,13 @@ def ensure_server(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> Server:
     """The API every process of a run must use: the configured one, or the project's own.
 
     The URL is exported to ``os.environ`` so that worker processes spawned later
-    (a ``LocalCluster``'s nannies) inherit it.
+    (a ``LocalCluster``'s nannies) inherit it, and an imported Prefect re-reads its
+    global settings: a thread that did not inherit the caller's settings context reads
+    those, and without the URL there Prefect's ``ProcessPoolTaskRunner`` message thread
+    started a temporary server of its own (a ``uvicorn`` left running after the process).
     """
+    from prefect_sklearn_dask.bridge.worker_env import apply_env
+
     configured = configured_api_url()
     if configured:
         require_api_access(configured)
@@ -320,9 +325,8 @@ def ensure_server(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> Server:
         server = Server(configured, started=False)
     else:
         server = start_server(host, port, strict=False, port_flag="--server-port")
-    os.environ["PREFECT_API_URL"] = server.api_url
-    for key, value in OFFLINE_ENV.items():
-        os.environ.setdefault(key, value)
+    offline = {key: value for key, value in OFFLINE_ENV.items() if key not in os.environ}
+    apply_env({"PREFECT_API_URL": server.api_url, **offline})
     return server
 
 
