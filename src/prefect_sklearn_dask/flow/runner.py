@@ -54,8 +54,9 @@ class Run:
 
     def request_report(self) -> None:
         """Have the scheduler draw the performance report now, while the flow publishes
-        its results; the runner's exit writes it (:class:`~.fast_dask.PerformanceReport`)."""
-        if self.report is not None and isinstance(self.task_runner, FastDaskTaskRunner):
+        its results; the runner's exit writes it (:class:`~.fast_dask.PerformanceReport`).
+        A runner that keeps no report says so and does nothing."""
+        if isinstance(self.task_runner, FastDaskTaskRunner):
             self.task_runner.request_performance_report()
 
     @contextlib.contextmanager
