@@ -27,6 +27,9 @@ os.environ.update(
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "DO_NOT_TRACK": "1",
         "DASK_LOGGING__DISTRIBUTED": "warning",
+        # the server logs each request it refused for a busy database (503, retried by the
+        # client): tests/test_sqlite_load.py looks for them
+        "PREFECT_API_LOG_RETRYABLE_ERRORS": "true",
     }
 )
 

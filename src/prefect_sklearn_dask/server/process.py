@@ -31,7 +31,7 @@ import httpx
 from prefect_sklearn_dask.cli import LOOPBACK, warn_if_exposed
 from prefect_sklearn_dask.masking import mask
 from prefect_sklearn_dask.ml.errors import UserError
-from prefect_sklearn_dask.server import auth, tls
+from prefect_sklearn_dask.server import app, auth, tls
 from prefect_sklearn_dask.server.access import require_api_access
 from prefect_sklearn_dask.server.running import (
     Database,
@@ -159,17 +159,12 @@ def _exposure(authenticated: bool, encrypted: bool) -> str | None:
 
 
 def server_command(host: str, port: int, pair: tuple[str, str] | None) -> list[str]:
-    """``prefect server start``, or the same app under uvicorn with TLS (:mod:`.tls`)."""
+    """Prefect's server app as :mod:`.app` serves it (https with ``pair``)."""
+    command = [sys.executable, "-m", app.__name__, "--host", host, "--port", str(port)]
     if pair is None:
-        prefect_cli = Path(sys.executable).with_name("prefect")
-        return [str(prefect_cli), "server", "start", "--host", host, "--port", str(port)]
+        return command
     cert, key = pair
-    return [sys.executable, "-m", tls.__name__, "--host", host, "--port", str(port)] + [
-        "--tls-cert",
-        cert,
-        "--tls-key",
-        key,
-    ]
+    return command + ["--tls-cert", cert, "--tls-key", key]
 
 
 def start_server(

@@ -1,18 +1,13 @@
 """The Prefect server over https, and the TLS trust its clients use.
 
-``prefect server start`` has no TLS options: it calls ``uvicorn.run`` on
-``prefect.server.api.server.create_app``. Running this module does the same with
-uvicorn's ``ssl_certfile``/``ssl_keyfile``, so the very same app (API, UI, services)
-speaks https. Clients trust it through Prefect's own ``PREFECT_API_SSL_CERT_FILE``
+``prefect server start`` has no TLS options; :mod:`.app` serves the same app (API,
+UI, services) under uvicorn's ``ssl_certfile``/``ssl_keyfile`` after :func:`check_pair`
+accepted them. Clients trust it through Prefect's own ``PREFECT_API_SSL_CERT_FILE``
 (a CA file), which :func:`client_verify` reads too.
-
-    python -m prefect_sklearn_dask.server.tls --host 0.0.0.0 --port 4200 \\
-        --tls-cert server.pem --tls-key server.key
 """
 
 from __future__ import annotations
 
-import argparse
 import ssl
 from pathlib import Path
 
@@ -77,39 +72,3 @@ def share_ca_with_workers() -> None:
     if shared != current:
         os.environ[CA_ENV] = shared
         refresh_global_settings_context()
-
-
-def serve(host: str, port: int, cert: str, key: str) -> None:
-    """``prefect server start``'s foreground server, with TLS (see the module docstring)."""
-    import prefect
-    import uvicorn
-    from prefect.server.api.server import create_app
-    from prefect.settings import get_current_settings
-
-    settings = get_current_settings().server
-    uvicorn.run(
-        app=create_app(final=True),
-        app_dir=str(prefect.__module_path__.parent),
-        host=host,
-        port=port,
-        timeout_keep_alive=settings.api.keepalive_timeout,
-        ws_ping_interval=settings.api.websocket_ping_interval,
-        ws_ping_timeout=settings.api.websocket_ping_timeout,
-        log_level=settings.logging_level.lower(),
-        ssl_certfile=cert,
-        ssl_keyfile=key,
-    )
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m prefect_sklearn_dask.server.tls")
-    parser.add_argument("--host", required=True)
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--tls-cert", required=True)
-    parser.add_argument("--tls-key", required=True)
-    args = parser.parse_args(argv)
-    serve(args.host, args.port, args.tls_cert, args.tls_key)
-
-
-if __name__ == "__main__":
-    main()
