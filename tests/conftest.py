@@ -53,7 +53,8 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def prefect_api() -> str:
-    """A real `prefect server start` on 127.0.0.1, SQLite in a temp home; stopped at the end."""
+    """A real Prefect server (the project's, `server.app`) on 127.0.0.1, SQLite in a temp home;
+    stopped at the end."""
     server = start_server(port=free_port(), home=_HOME)
     apply_env({"PREFECT_API_URL": server.api_url})  # as ensure_server does for the commands
     try:
