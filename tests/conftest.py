@@ -130,14 +130,30 @@ def start_cli(prefect_api: str, tmp_path: Path):
             process.wait(timeout=10)
 
 
+# A 2-worker x 1-thread LocalCluster on 127.0.0.1, its dashboard on a free port.
+TWO_WORKERS = {
+    "n_workers": 2,
+    "threads_per_worker": 1,
+    "host": "127.0.0.1",
+    "dashboard_address": ":0",
+}
+
+
+@contextlib.contextmanager
+def two_workers():
+    """A :data:`TWO_WORKERS` cluster and a client of it, for tests without Prefect."""
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(**TWO_WORKERS) as cluster, Client(cluster) as client:
+        yield client
+
+
 @pytest.fixture(scope="module")
 def local_cluster(prefect_api: str):
-    """A 2-worker x 1-thread LocalCluster on 127.0.0.1 (dashboard on a free port), per module."""
+    """A :data:`TWO_WORKERS` cluster per module, its tasks reporting to the test server."""
     from distributed import LocalCluster
 
-    with LocalCluster(
-        n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=":0"
-    ) as cluster:
+    with LocalCluster(**TWO_WORKERS) as cluster:
         yield cluster
 
 

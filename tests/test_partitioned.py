@@ -16,7 +16,7 @@ from prefect_sklearn_dask.ml.partitioned.profile import profile_source
 from prefect_sklearn_dask.ml.partitioned.source import open_source
 from prefect_sklearn_dask.ml.partitioned.synthetic import synthetic_partition
 from prefect_sklearn_dask.ml.partitioned.train import marked, side, train_and_score
-from tests.conftest import free_port
+from tests.conftest import free_port, two_workers
 
 pytestmark = pytest.mark.timeout(120)
 ROWS = 4000
@@ -26,14 +26,7 @@ AUC_BINNING = 2e-3
 
 @pytest.fixture(scope="module")
 def client():
-    from distributed import Client, LocalCluster
-
-    with (
-        LocalCluster(
-            n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=":0"
-        ) as cluster,
-        Client(cluster) as client,
-    ):
+    with two_workers() as client:
         yield client
 
 

@@ -30,6 +30,11 @@ from prefect_sklearn_dask.ml.partitioned.train import train_and_score
 
 ROOT = Path(__file__).resolve().parents[1]
 DONE = "SCENARIO PASSED"
+# How xgboost's tracker ends the process (see the module docstring): a Python fatal error
+# in its wait, or a C++ exception from its thread ("terminate called after throwing an
+# instance of 'dmlc::Error'", "send system error: Broken pipe"): 5 runs in 12
+# of the scenario on this 2-core machine on 2026-12-01.
+ABORTS = ("xgboost/tracker.py", "'dmlc::Error'")
 # Seen on a quiet machine, about one run in three: xgboost's collective fails to bootstrap
 # ("Failed to receive the rank for the next worker") and the training ends before the
 # kill; not understood yet, so the test shows it (xfail with the output), not hides it.
@@ -112,7 +117,7 @@ def test_a_worker_killed_mid_xgb_training_fails_fast_and_a_retry_trains(tmp_path
         timeout=280,
     )
     output = (child.stdout + child.stderr)[-4000:]
-    if child.returncode == -signal.SIGABRT and "tracker" in child.stderr:
+    if child.returncode == -signal.SIGABRT and any(mark in child.stderr for mark in ABORTS):
         pytest.xfail(f"xgboost's tracker aborted the scheduler's process (upstream):\n{output}")
     if child.returncode == 3 and EARLY in child.stdout:
         pytest.xfail(f"xgb training ended on its own before the kill:\n{output}")
