@@ -118,7 +118,10 @@ def test_its_dashboard_serves_the_runs_html_pages_only(run_cli, long_lived):
     assert url == f"{base}/runs/{summary['flow_run_id']}/comparison.html"
     page = httpx.get(url, timeout=30)
     assert page.status_code == 200 and "Bokeh" in page.text
-    report = httpx.get(url.replace("comparison.html", "dask-performance-report.html"), timeout=30)
+    assert summary["performance_report_url"] == url.replace(
+        "comparison.html", "dask-performance-report.html"
+    )
+    report = httpx.get(summary["performance_report_url"], timeout=30)
     assert report.status_code == 200
     for hidden in ("best-model.joblib", "best-model.json", "../dask-cluster.json"):
         response = httpx.get(url.replace("comparison.html", hidden), timeout=30)

@@ -62,3 +62,18 @@ def test_the_report_draws_with_every_outside_request_blocked(browser, report):  
     inked = [n for n in map(inked_pixels, canvases.all()) if n > 500]
     assert inked, "the task stream drew nothing"
     assert blocked == [] and errors == []
+
+
+def test_the_report_shows_the_flow_call_as_its_calling_code(report):
+    """Not the runner's internals that stock would find on the stack."""
+    html = report.read_text()
+    assert "train_flow(" in html and "models=" in html
+    assert "request_performance_report" not in html
+
+
+def test_the_calling_code_masks_url_passwords():
+    from prefect_sklearn_dask.flow.train_flow import calling_code
+
+    code = calling_code({"dataset": "s3://reader:hunter2@bucket/data/"}, "quiet-owl")
+    assert "train_flow(" in code and "quiet-owl" in code
+    assert "hunter2" not in code

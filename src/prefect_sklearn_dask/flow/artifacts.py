@@ -95,20 +95,20 @@ def publish(summary: dict[str, Any]) -> None:
         )
     if summary.get("performance_report"):
         create_markdown_artifact(
-            markdown=report_markdown(summary["performance_report"], summary.get("dashboard_url")),
+            markdown=report_markdown(
+                summary["performance_report"],
+                summary.get("performance_report_url"),
+                summary.get("dashboard_url"),
+            ),
             key=REPORT_KEY,
             description="The Dask performance report of this run (HTML, next to its model).",
         )
 
 
-def report_markdown(report_path: str, dashboard: str | None) -> str:
-    """The saved report as an http link where the long-lived cluster serves it, else as a
-    path with how to open it (browsers do not follow ``file://`` links from the UI)."""
-    from pathlib import Path
-
-    from prefect_sklearn_dask.cluster.run_files import served_url
-
-    url = served_url(Path(report_path))
+def report_markdown(report_path: str, url: str | None, dashboard: str | None) -> str:
+    """The saved report as an http link where the long-lived cluster serves it (``url``),
+    else as a path with how to open it (browsers do not follow ``file://`` links from the
+    UI)."""
     live = f"Live dashboard (while the cluster runs): {dashboard}\n" if dashboard else ""
     where = (
         f"[Open the report]({url}) (served by the long-lived Dask cluster's dashboard); "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -111,15 +112,19 @@ def chart_markdown(
 
 
 def publish_chart(
-    ranked: list[TrainReport], classes: list[Any], metric: str, folder: Path, title: str
+    ranked: list[TrainReport],
+    classes: list[Any],
+    metric: str,
+    folder: Path,
+    title: str,
+    serve: Callable[[Path], str | None],
 ) -> dict[str, str | None]:
-    """Write the page, publish the markdown artifact; the page's path and http URL."""
+    """Write the page, publish the markdown artifact; the page's path and http URL
+    (``serve``: a path's URL where the long-lived cluster serves it, else None)."""
     from prefect.artifacts import create_markdown_artifact
 
-    from prefect_sklearn_dask.cluster.run_files import served_url
-
     path = write_chart(ranked, classes, metric, folder, title)
-    url = served_url(path)
+    url = serve(path)
     create_markdown_artifact(
         markdown=chart_markdown(ranked, classes, metric, str(path), url),
         key=CHART_KEY,

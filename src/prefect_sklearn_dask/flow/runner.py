@@ -27,6 +27,7 @@ from prefect_sklearn_dask.bridge.fanout import fits_on
 from prefect_sklearn_dask.bridge.fast_dask import FastDaskTaskRunner
 from prefect_sklearn_dask.bridge.runners import build_task_runner, dask_client
 from prefect_sklearn_dask.bridge.workers import flush_worker_logs, prepare_workers
+from prefect_sklearn_dask.cluster.run_files import PageServer, page_server
 from prefect_sklearn_dask.flow.model_store import MODEL_DIR
 from prefect_sklearn_dask.flow.run_options import RunOptions
 
@@ -40,7 +41,8 @@ class Run:
 
     ``client`` is the Dask client (None for threads); ``limit`` the name of the global
     concurrency limit every plain fit holds a slot of (None without ``max_concurrent``);
-    ``ready`` the ``perf_counter`` time the runner was ready.
+    ``ready`` the ``perf_counter`` time the runner was ready; ``pages`` where the
+    long-lived cluster serves the run's HTML pages (None where none runs).
     """
 
     task_runner: TaskRunner
@@ -51,13 +53,19 @@ class Run:
     started: float
     ready: float
     max_concurrent: int | None
+    pages: PageServer | None = None
 
-    def request_report(self) -> None:
+    def page_url(self, path: Path) -> str | None:
+        """``path``'s http URL on the long-lived cluster, or None."""
+        return self.pages.url_for(path) if self.pages else None
+
+    def request_report(self, code: str) -> None:
         """Have the scheduler draw the performance report now, while the flow publishes
         its results; the runner's exit writes it (:class:`~.fast_dask.PerformanceReport`).
-        A runner that keeps no report says so and does nothing."""
+        ``code`` is what the report shows as the calling code. A runner that keeps no
+        report does nothing."""
         if isinstance(self.task_runner, FastDaskTaskRunner):
-            self.task_runner.request_performance_report()
+            self.task_runner.request_performance_report(code)
 
     @contextlib.contextmanager
     def submitter(self, in_flow_process: bool, n_models: int) -> Iterator[Any]:
@@ -133,6 +141,7 @@ def open_runner(opts: RunOptions, run_id: str) -> Iterator[Run]:
                 started=started,
                 ready=time.perf_counter(),
                 max_concurrent=opts.max_concurrent,
+                pages=page_server(),  # now: the scheduler is busy with the report later
             )
             if client is not None:
                 flush_worker_logs(client)

@@ -134,7 +134,8 @@ def train_flow(
         if run.dashboard:
             logger.info(f"Dask dashboard: {run.dashboard}")
         outcome = train(data, run, opts, cache, logger)
-        run.request_report()  # drawn by the scheduler while the results are published
+        # drawn by the scheduler while the results are published
+        run.request_report(calling_code(params, flow_run.name))
         check_failures(outcome, opts.max_failures)
         ranked = evaluate.rank(outcome.reports, opts.metric)
         stored = store(ranked[0], data, opts, run_id, logger)
@@ -146,6 +147,13 @@ def train_flow(
         f"{stored.model.record_path}"
     )
     return summary
+
+
+def calling_code(params: dict[str, Any], run_name: str) -> str:
+    """The call the performance report shows as its calling code: this flow run's, with
+    any URL password or secret setting masked (the page is a file anyone may be sent)."""
+    arguments = ",\n    ".join(f"{name}={value!r}" for name, value in params.items())
+    return mask(f"# flow run {run_name}\ntrain_flow(\n    {arguments},\n)")
 
 
 @dataclass(frozen=True)
@@ -198,6 +206,7 @@ def publish(
         "flow_run_url": url_for("flow-run", obj_id=run_id),  # the UI route the engine logs
         "dashboard_url": run.dashboard,
         "performance_report": str(report) if report else None,  # written as the runner closes
+        "performance_report_url": run.page_url(report) if report else None,
         "runner": opts.runner,
         "dask_cluster": describe_cluster(
             opts.runner, opts.address, opts.adapt, opts.cluster_config
@@ -232,6 +241,6 @@ def publish(
     title = f"train-flow run {flow_run.name}: {data.source}, {opts.runner} runner"
     folder = model.record_path.parent
     summary["comparison_chart"] = publish_chart(
-        ranked, stored.manifest["classes"], opts.metric, folder, title
+        ranked, stored.manifest["classes"], opts.metric, folder, title, run.page_url
     )
     return summary
