@@ -82,8 +82,9 @@ def first(parts):
 
 def train_like_xgboost(client) -> object:
     """What ``xgboost.dask.train`` submits: one ``fn-`` task per worker and a reduction
-    over them (``first_valid``) whose middle tasks no client holds."""
-    fns = [client.submit(hold, 600, key=f"fn-{i}", pure=False) for i in range(2)]
+    over them (``first_valid``) whose middle tasks no client holds. The tasks outlast the
+    2 s bound, then end: the drain waits for them (no worker restart, slow under load)."""
+    fns = [client.submit(hold, 5, key=f"fn-{i}", pure=False) for i in range(2)]
     return client.compute(db.from_delayed(fns).reduction(first, first)).result()
 
 
@@ -103,6 +104,7 @@ def test_an_abandoned_training_is_cancelled_without_dropping_the_client(client):
             "xgb",
             poll=0.2,
             key_names=("fn-",),
+            drain_seconds=60,
         )
     time.sleep(1.0)  # a dropped client learns it from its stream
     assert kept.status != "cancelled", "the scheduler dropped the client"
@@ -113,18 +115,14 @@ def test_an_abandoned_training_is_cancelled_without_dropping_the_client(client):
 def test_a_worker_that_dies_while_the_drain_asks_is_gone_not_an_error():
     """A cluster of its own: the killed worker does not always come back in time."""
     with two_workers() as client:
-        stuck, dying = sorted(worker_ids(client))
-        before = worker_ids(client)
-        future = client.submit(hold, 600, key="fn-held", workers=[stuck], pure=False)
+        busy, dying = sorted(worker_ids(client))
+        future = client.submit(hold, 3, key="fn-held", workers=[busy], pure=False)
         deadline = time.monotonic() + 30
-        while not client.processing().get(stuck):
+        while not client.processing().get(busy):
             assert time.monotonic() < deadline, "the held task did not start"
             time.sleep(0.1)
-        time.sleep(0.5)  # executing, not only assigned
         client.run(die_on_next_run, workers=[dying])
 
-        drain(client, ("fn-",), seconds=0, poll=0.1)
+        drain(client, ("fn-",), seconds=60, poll=0.1)  # until the held task ends
 
-        after = worker_ids(client)  # restart_workers waited for the restarted one
-        assert after.get(stuck) != before[stuck], "the worker still running the task was kept"
-        del future
+        assert future.result(timeout=30) == "done"
