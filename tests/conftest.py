@@ -96,6 +96,36 @@ def run_script(
     )
 
 
+@contextlib.contextmanager
+def sigint_as_a_terminal_sends_it():
+    """SIGINT unblocked and handled in this thread while it starts a process: a child
+    inherits the signal mask and an ignored SIGINT across exec, and a CLI that inherits
+    either never sees Ctrl-C (suspected in two CI runs where a SIGINT had no effect)."""
+    import signal
+    import threading
+
+    previous_mask = signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    main = threading.current_thread() is threading.main_thread()
+    ignored = main and signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    if ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        if ignored:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
+
+
+def signal_state(pid: int) -> str:
+    """A process's signal masks as the kernel reports them (blocked, ignored, caught)."""
+    status = Path(f"/proc/{pid}/status")
+    with contextlib.suppress(OSError):
+        lines = status.read_text().splitlines()
+        return " ".join(line for line in lines if line.startswith(("SigBlk", "SigIgn", "SigCgt")))
+    return f"no {status}"
+
+
 @pytest.fixture
 def start_cli(prefect_api: str, tmp_path: Path):
     """Start a script in the background, in its own session (so signals reach only it and
@@ -107,6 +137,7 @@ def start_cli(prefect_api: str, tmp_path: Path):
         with (
             open(tmp_path / f"{name}.out", "wb") as out,
             open(tmp_path / f"{name}.err", "wb") as err,
+            sigint_as_a_terminal_sends_it(),
         ):
             process = subprocess.Popen(
                 [sys.executable, str(ROOT / script), *args],
