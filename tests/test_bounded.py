@@ -26,7 +26,7 @@ from tests.conftest import two_workers
 
 
 def hold(seconds: float) -> str:
-    """A training task that does not end by itself within the test."""
+    """A training task that outlasts the bound it runs under, then ends."""
     time.sleep(seconds)
     return "done"
 
