@@ -10,8 +10,11 @@ STAMP  := $(VENV)/.installed
 # a module stays on one worker, the longest modules start first. `make test PYTEST_ARGS=`
 # runs it serially.
 PYTEST_ARGS ?= -n 3 --dist loadfile --no-loadscope-reorder
+# Soak tests (a longer load test beside a shorter one of the same behaviour) run with
+# `make soak`, not in `make test`.
+PYTEST_MARKS ?= not soak
 
-.PHONY: setup run stop test lint format bench bench-quick server-stop clean
+.PHONY: setup run stop test soak lint format bench bench-quick server-stop clean
 
 setup: $(STAMP)
 
@@ -32,7 +35,10 @@ stop: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PYTEST_ARGS) -m "$(PYTEST_MARKS)"
+
+soak: $(STAMP)
+	$(BIN)/python -m pytest -m soak
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

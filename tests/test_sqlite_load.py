@@ -68,7 +68,7 @@ def test_16_concurrent_runs_on_sqlite(prefect_api, tmp_path):
     check(burst(16, tmp_path), before)
 
 
-@pytest.mark.slow
+@pytest.mark.soak
 def test_32_concurrent_runs_on_sqlite_soak(prefect_api, tmp_path):
     before = server_log().stat().st_size
     check(burst(32, tmp_path), before)

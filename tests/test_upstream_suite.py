@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -73,3 +74,60 @@ def test_a_run_past_its_bound_is_stopped_with_its_children(tmp_path, capsys):
     alive = [pid for pid in children if psutil.pid_exists(pid)]
     alive = [pid for pid in alive if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
     assert not alive, f"{len(alive)} of {len(children)} children outlived the stop"
+
+
+def _sigint_ignored(pid: int) -> bool:
+    """Whether process ``pid`` ignores SIGINT (bit 2 of its SigIgn mask)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    mask = next(line.split()[1] for line in status.splitlines() if line.startswith("SigIgn:"))
+    return bool(int(mask, 16) & (1 << (signal.SIGINT - 1)))
+
+
+def _running(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_sigterm_stops_a_run_started_in_the_background_with_what_it_started(tmp_path):
+    """``.ci/run`` starts the runner in the background (SIGINT ignored, as bash does for
+    ``&``) and sends SIGTERM when it exits early: the run and the tests it started stop,
+    and those tests did not inherit an ignored SIGINT."""
+    import time
+
+    pid_file = tmp_path / "test.pid"
+    runner = (
+        "import importlib.util, os, sys\n"
+        f"spec = importlib.util.spec_from_file_location('suite', {str(SCRIPT)!r})\n"
+        "suite = importlib.util.module_from_spec(spec); spec.loader.exec_module(suite)\n"
+        "suite.stop_on_signals()\n"
+        f"hang = \"open({str(pid_file)!r}, 'w').write(str(__import__('os').getpid())); "
+        "__import__('time').sleep(120)\"\n"
+        "sys.exit(suite.run_bounded([sys.executable, '-c', hang], '.', dict(os.environ), 100))\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", runner],
+        cwd=tmp_path,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    test_pid = None
+    try:
+        deadline = time.monotonic() + 60
+        while not (pid_file.is_file() and pid_file.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        test_pid = int(pid_file.read_text())
+        assert not _sigint_ignored(test_pid), "the run's tests inherited an ignored SIGINT"
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+        deadline = time.monotonic() + 15
+        while _running(test_pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _running(test_pid), "the run's test process outlived SIGTERM"
+    finally:  # a failed check leaves nothing running either
+        if process.poll() is None:
+            process.kill()
+        if test_pid is not None and _running(test_pid):
+            os.kill(test_pid, signal.SIGKILL)

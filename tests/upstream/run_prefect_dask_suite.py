@@ -146,8 +146,24 @@ def _kill_tree(process: subprocess.Popen, bound_s: float = 10.0) -> None:
         time.sleep(0.05)
 
 
+def stop_on_signals() -> None:
+    """SIGINT and SIGTERM stop the run and everything it started (``run_bounded``).
+
+    Started in the background by a script (``.ci/run``), this process inherits SIGINT
+    ignored, and so would the tests it starts: Python's handler is put back first, and
+    SIGTERM (what a cancelled job or ``.ci/run``'s exit sends) does the same as Ctrl-C.
+    """
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def main(argv: list[str]) -> int:
     """``--stock``: upstream's tests unchanged, on stock DaskTaskRunner (to compare)."""
+    stop_on_signals()
     stock = "--stock" in argv
     argv = [a for a in argv if a != "--stock"]
     with tempfile.TemporaryDirectory(prefix="prefect-dask-suite-") as tmp:
