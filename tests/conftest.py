@@ -117,13 +117,22 @@ def sigint_as_a_terminal_sends_it():
         signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
 
 
+SIGNAL_MASKS = ("SigBlk", "SigIgn", "SigCgt")
+
+
+def signal_masks(pid: int) -> dict[str, int]:
+    """A process's signal masks as the kernel reports them (blocked, ignored, caught);
+    signal N is bit N-1. OSError when the process is gone."""
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    fields = dict(line.split(":", 1) for line in lines if line.startswith(SIGNAL_MASKS))
+    return {name: int(fields[name], 16) for name in SIGNAL_MASKS}
+
+
 def signal_state(pid: int) -> str:
-    """A process's signal masks as the kernel reports them (blocked, ignored, caught)."""
-    status = Path(f"/proc/{pid}/status")
+    """:func:`signal_masks` as text, for a failure message."""
     with contextlib.suppress(OSError):
-        lines = status.read_text().splitlines()
-        return " ".join(line for line in lines if line.startswith(("SigBlk", "SigIgn", "SigCgt")))
-    return f"no {status}"
+        return " ".join(f"{name}: {mask:016x}" for name, mask in signal_masks(pid).items())
+    return f"no /proc/{pid}/status"
 
 
 @pytest.fixture

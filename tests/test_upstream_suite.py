@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.conftest import signal_masks
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tests" / "upstream" / "run_prefect_dask_suite.py"
 
@@ -52,12 +54,20 @@ def test_the_three_thread_test_is_deselected_only_below_three_cores():
     assert test not in script.deselected(3) and test not in script.deselected(16)
 
 
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie is not)."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def test_a_run_past_its_bound_is_stopped_with_its_children(tmp_path, capsys):
     """The whole upstream run is bounded: a hung pytest and what it started are killed,
     also the processes it forks while it is being stopped (it forks without pause here)."""
     import time
-
-    import psutil
 
     pid_file = tmp_path / "children.pid"
     hang = (
@@ -71,25 +81,8 @@ def test_a_run_past_its_bound_is_stopped_with_its_children(tmp_path, capsys):
     assert "error: prefect-dask's suite ran past 8 s and was stopped" in capsys.readouterr().err
     children = [int(pid) for pid in pid_file.read_text().split()]
     assert children, "the hung run started no process to stop"
-    alive = [pid for pid in children if psutil.pid_exists(pid)]
-    alive = [pid for pid in alive if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
+    alive = [pid for pid in children if _running(pid)]
     assert not alive, f"{len(alive)} of {len(children)} children outlived the stop"
-
-
-def _sigint_ignored(pid: int) -> bool:
-    """Whether process ``pid`` ignores SIGINT (bit 2 of its SigIgn mask)."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    mask = next(line.split()[1] for line in status.splitlines() if line.startswith("SigIgn:"))
-    return bool(int(mask, 16) & (1 << (signal.SIGINT - 1)))
-
-
-def _running(pid: int) -> bool:
-    import psutil
-
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
 
 
 def test_sigterm_stops_a_run_started_in_the_background_with_what_it_started(tmp_path):
@@ -119,7 +112,8 @@ def test_sigterm_stops_a_run_started_in_the_background_with_what_it_started(tmp_
         while not (pid_file.is_file() and pid_file.read_text()) and time.monotonic() < deadline:
             time.sleep(0.05)
         test_pid = int(pid_file.read_text())
-        assert not _sigint_ignored(test_pid), "the run's tests inherited an ignored SIGINT"
+        ignored = signal_masks(test_pid)["SigIgn"] & (1 << (signal.SIGINT - 1))
+        assert not ignored, "the run's tests inherited an ignored SIGINT"
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
         deadline = time.monotonic() + 15
