@@ -37,14 +37,17 @@ TRAINING = re.compile(r"training (\w+) on \S+ \(pid (\d+)\)")
 FIRST_SIGINT_S = 20
 
 
-def wait_for(condition, timeout: float, what: str, interval: float = 0.05):
+def wait_for(condition, timeout: float, what: str, interval: float = 0.05, detail=None):
+    """``condition()``'s first truthy value; past ``timeout`` an AssertionError that ends
+    with ``detail()`` (what the process under test printed) when one is given."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()
         if value:
             return value
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    said = f"; it printed:\n{detail()}" if detail else ""
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}{said}")
 
 
 def cached_fits(storage: Path) -> list[Path]:
@@ -307,8 +310,9 @@ def test_a_worker_that_keeps_dying_is_a_failed_row_and_a_failed_task_run(
 
 @pytest.mark.slow
 def test_the_prefect_server_goes_away_and_comes_back(tmp_path):
-    """SIGKILL the run's Prefect server after the first fit, restart it 5 s later: the run
-    completes, says the UI missed part of it, and the results are all stored locally."""
+    """SIGKILL the run's Prefect server once its first fit has started, restart it 5 s
+    later: the run completes, says the UI missed part of it, and the results are all
+    stored locally."""
     import subprocess
     import sys
 
@@ -331,7 +335,15 @@ def test_the_prefect_server_goes_away_and_comes_back(tmp_path):
             start_new_session=True,
         )
     try:
-        wait_for(lambda: "[1/6]" in err.read_text(), 180, "the first fit", interval=0.1)
+        # The first fit's start, not its end: on a loaded 2-core CI machine (2026-12-02)
+        # the first fit (gb, the longest) had not ended 180 s after the command started.
+        wait_for(
+            lambda: TRAINING.search(err.read_text()),
+            180,
+            "the first fit to start",
+            interval=0.1,
+            detail=lambda: err.read_text()[-3000:],
+        )
         os.killpg(int((home / "server.pid").read_text()), signal.SIGKILL)
         time.sleep(5)
         start_server(port=port, home=home)

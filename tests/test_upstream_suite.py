@@ -54,6 +54,18 @@ def test_the_three_thread_test_is_deselected_only_below_three_cores():
     assert test not in script.deselected(3) and test not in script.deselected(16)
 
 
+def test_its_own_options_are_taken_out_and_pytests_passed_on_in_order():
+    """.ci/run gives a longer suite bound beside pytest options with values of their own."""
+    options, rest = _script().own_options(
+        ["-q", "-W", "ignore::UserWarning", "--suite-timeout", "2400", "--timeout=600"]
+    )
+    assert options.suite_timeout == 2400 and not options.stock
+    assert rest == ["-q", "-W", "ignore::UserWarning", "--timeout=600"]
+    options, rest = _script().own_options(["--stock", "-x"])
+    assert options.stock and options.suite_timeout == _script().SUITE_TIMEOUT_S
+    assert rest == ["-x"]
+
+
 def _running(pid: int) -> bool:
     """Whether ``pid`` is a live process (a zombie is not)."""
     import psutil

@@ -7,15 +7,19 @@ with pytest, upstream's conftest (Prefect's test harness: a temporary server) an
 upstream's pytest settings. The tests where the project's runner differs on purpose
 are deselected by name in ``DIFFERENCES``, each with its reason (the README lists the
 same); one that needs more cores than this machine has (``MIN_CORES``) is deselected
-only here. Each test is bounded by pytest-timeout, the whole run by ``SUITE_TIMEOUT_S``.
+only here. Each test is bounded by pytest-timeout, the whole run by ``SUITE_TIMEOUT_S``
+(``--suite-timeout S`` sets another bound: ``.ci/run`` runs it at a low CPU priority
+beside the main suite, where it gets a few per cent of the CPU).
 Exit status: pytest's; 1 with one ``error:`` line when the sdist cannot be had or the
 run overstays its bound.
 
-    .venv/bin/python tests/upstream/run_prefect_dask_suite.py [pytest args...]
+    .venv/bin/python tests/upstream/run_prefect_dask_suite.py [--stock]
+        [--suite-timeout S] [pytest args...]
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import signal
@@ -161,11 +165,19 @@ def stop_on_signals() -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
+def own_options(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    """This runner's options (``--stock``, ``--suite-timeout``); the rest is pytest's."""
+    parser = argparse.ArgumentParser(allow_abbrev=False, add_help=False)
+    parser.add_argument("--stock", action="store_true")
+    parser.add_argument("--suite-timeout", type=float, default=SUITE_TIMEOUT_S)
+    return parser.parse_known_args(argv)
+
+
 def main(argv: list[str]) -> int:
     """``--stock``: upstream's tests unchanged, on stock DaskTaskRunner (to compare)."""
     stop_on_signals()
-    stock = "--stock" in argv
-    argv = [a for a in argv if a != "--stock"]
+    options, argv = own_options(argv)
+    stock = options.stock
     with tempfile.TemporaryDirectory(prefix="prefect-dask-suite-") as tmp:
         root = download_tests(Path(tmp))
         (root / "pytest.ini").write_text(PYTEST_INI)
@@ -188,7 +200,7 @@ def main(argv: list[str]) -> int:
         print(f"prefect-dask {version('prefect-dask')} tests against {runner}:", flush=True)
         for test, why in skipped.items():
             print(f"  deselected {test} ({CPU_COUNT} cores): {why}", flush=True)
-        return run_bounded([*command, *argv], root, env, SUITE_TIMEOUT_S)
+        return run_bounded([*command, *argv], root, env, options.suite_timeout)
 
 
 if __name__ == "__main__":
