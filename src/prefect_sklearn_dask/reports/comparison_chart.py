@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect_sklearn_dask.reports.figures import HEIGHT, panel
+from prefect_sklearn_dask.reports.figures import HEIGHT, WIDTH, panel
+from prefect_sklearn_dask.reports.label_placement import place_labels
 from prefect_sklearn_dask.reports.optuna_history import has_history, history_plot
 
 BEST_COLOUR = "#d62728"
@@ -58,18 +59,30 @@ def score_vs_time(models: list[dict[str, Any]], metric: str):
     from bokeh.models import ColumnDataSource, HoverTool, LabelSet
 
     scored = [m for m in models if m.get(metric) is not None]
-    source = ColumnDataSource(
-        {
-            "model": [m["model"] for m in scored],
-            "score": [m[metric] for m in scored],
-            "fit": [max(m["fit_seconds"], 1e-4) for m in scored],
-            "colour": [BEST_COLOUR if i == 0 else OTHER_COLOUR for i in range(len(scored))],
-            "size": [16 if i == 0 else 10 for i in range(len(scored))],
-            "label": [
-                f"{m['model']} (best)" if i == 0 else m["model"] for i, m in enumerate(scored)
-            ],
-        }
+    columns = {
+        "model": [m["model"] for m in scored],
+        "score": [m[metric] for m in scored],
+        "fit": [max(m["fit_seconds"], 1e-4) for m in scored],
+        "colour": [BEST_COLOUR if i == 0 else OTHER_COLOUR for i in range(len(scored))],
+        "size": [16 if i == 0 else 10 for i in range(len(scored))],
+        "label": [f"{m['model']} (best)" if i == 0 else m["model"] for i, m in enumerate(scored)],
+    }
+    x_padding, y_padding = 0.4, 0.15  # room for the labels beside the points
+    spots = place_labels(
+        columns["fit"],
+        columns["score"],
+        columns["label"],
+        columns["size"],
+        width=WIDTH,
+        height=HEIGHT,
+        x_padding=x_padding,
+        y_padding=y_padding,
+        log_x=True,
     )
+    columns["dx"] = [dx for dx, _, _ in spots]
+    columns["dy"] = [dy for _, dy, _ in spots]
+    columns["align"] = [align for _, _, align in spots]
+    source = ColumnDataSource(columns)
     plot = panel(
         f"{metric} against fit time",
         x_axis_type="log",
@@ -77,8 +90,8 @@ def score_vs_time(models: list[dict[str, Any]], metric: str):
         y_axis_label=metric,
         tools="pan,wheel_zoom,box_zoom,reset,save",
     )
-    plot.x_range.range_padding = 0.4  # room for the labels right of the points
-    plot.y_range.range_padding = 0.15
+    plot.x_range.range_padding = x_padding
+    plot.y_range.range_padding = y_padding
     plot.scatter("fit", "score", size="size", color="colour", source=source, alpha=0.85)
     plot.add_layout(
         LabelSet(
@@ -86,8 +99,9 @@ def score_vs_time(models: list[dict[str, Any]], metric: str):
             y="score",
             text="label",
             source=source,
-            x_offset=6,
-            y_offset=4,
+            x_offset="dx",
+            y_offset="dy",
+            text_align="align",
             text_font_size="9pt",
         )
     )
