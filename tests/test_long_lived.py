@@ -18,17 +18,37 @@ from tests.conftest import ROOT, free_port
 LOCAL = str(ROOT / "cluster" / "local.py")
 
 
-def test_start_on_a_port_in_use_is_one_line_exit_2_fast(run_cli):
+@pytest.mark.parametrize("command", ["start", "ensure"])
+def test_start_on_a_port_in_use_is_one_line_exit_2_fast(run_cli, command):
+    """``ensure`` (make run's step) passes on the error of the ``start`` it runs, as is."""
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
         started = time.monotonic()
-        result = run_cli("cluster/local.py", "start", "--port", str(port), timeout=30)
+        result = run_cli("cluster/local.py", command, "--port", str(port), timeout=30)
     assert time.monotonic() - started < 15
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert lines == [f"error: port {port} on 127.0.0.1 is in use; choose another with --port"]
+
+
+def test_a_port_its_last_cluster_just_left_is_free():
+    """A port whose last connections wait out TIME_WAIT (for 60 s after a cluster stops)
+    can be listened on again (Dask sets SO_REUSEADDR): `stop` then `start` must work."""
+    from prefect_sklearn_dask.cluster.local import port_free
+
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        client = socket.create_connection(("127.0.0.1", port))
+        accepted, _ = server.accept()
+        accepted.close()  # the side that closes first keeps the port in TIME_WAIT
+        client.close()
+        assert not port_free("127.0.0.1", port)  # still listening
+    assert port_free("127.0.0.1", port)
 
 
 @pytest.fixture(scope="module")

@@ -81,10 +81,16 @@ def check_memory(value: str) -> str:
 
 
 def port_free(host: str, port: int) -> bool:
-    """True when ``port`` can be bound on ``host`` now (0 always can)."""
+    """True when ``port`` can be listened on at ``host`` now (0 always can).
+
+    With SO_REUSEADDR, as Dask's scheduler binds: without it a port whose last connections
+    wait out TIME_WAIT (60 s after a cluster stops) looked taken, and ``stop`` then
+    ``start`` failed for a minute on a port nothing listened on.
+    """
     if port == 0:
         return True
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:
@@ -206,7 +212,8 @@ def ensure(args: argparse.Namespace) -> int:
     while (state := running_cluster()) is None or state.pid != process.pid:
         if process.poll() is not None:
             lines = log.read_text(errors="replace").strip().splitlines()
-            raise UserError(lines[-1] if lines else f"the cluster did not start; see {log}")
+            said = lines[-1].removeprefix("error: ") if lines else None
+            raise UserError(said or f"the cluster did not start; see {log}")
         if time.monotonic() > deadline:
             process.terminate()
             raise UserError(f"the cluster did not start in {ENSURE_TIMEOUT_S:.0f} s; see {log}")
