@@ -6,12 +6,9 @@ import pytest
 
 from prefect_sklearn_dask.reports.figures import HEIGHT, WIDTH
 from prefect_sklearn_dask.reports.label_placement import (
-    FRAME_MARGIN_X,
-    FRAME_MARGIN_Y,
     SPOTS,
-    Box,
-    _to_pixels,
     label_box,
+    pixel_points,
     place_labels,
 )
 
@@ -32,13 +29,8 @@ GEOMETRY = {"width": WIDTH, "height": HEIGHT, "x_padding": 0.4, "y_padding": 0.1
 def boxes(points, spots):
     """The pixel boxes of the labels and of the points, as place_labels sees them."""
     labels, scores, fits, sizes = zip(*points, strict=True)
-    px = _to_pixels(fits, WIDTH - FRAME_MARGIN_X, 0.4, True)
-    py = _to_pixels(scores, HEIGHT - FRAME_MARGIN_Y, 0.15, False)
+    px, py, dots = pixel_points(fits, scores, sizes, **GEOMETRY)
     names = [label_box(x, y, n, s) for x, y, n, s in zip(px, py, labels, spots, strict=True)]
-    dots = [
-        Box(x - d / 2, y - d / 2, x + d / 2, y + d / 2)
-        for x, y, d in zip(px, py, sizes, strict=True)
-    ]
     return names, dots
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 # Rough extent of the panel's frame (the panel minus its axes, title and toolbar), px.
 FRAME_MARGIN_X = 100
@@ -68,10 +69,9 @@ def label_box(x: float, y: float, label: str, spot: tuple[int, int, str]) -> Box
     return Box(left, y + dy, left + width, y + dy + LINE_PX)
 
 
-def place_labels(
+def pixel_points(
     xs: Sequence[float],
     ys: Sequence[float],
-    labels: Sequence[str],
     sizes: Sequence[float],
     *,
     width: int,
@@ -79,15 +79,27 @@ def place_labels(
     x_padding: float,
     y_padding: float,
     log_x: bool = False,
-) -> list[tuple[int, int, str]]:
-    """A spot from :data:`SPOTS` per label, placed in the order given; where every spot
-    collides, the one that overlaps least."""
+) -> tuple[list[float], list[float], list[Box]]:
+    """Each point's pixel position (x, y) and the box its marker covers."""
     px = _to_pixels(xs, width - FRAME_MARGIN_X, x_padding, log_x)
     py = _to_pixels(ys, height - FRAME_MARGIN_Y, y_padding, False)
     points = [
         Box(x - size / 2, y - size / 2, x + size / 2, y + size / 2)
         for x, y, size in zip(px, py, sizes, strict=True)
     ]
+    return px, py, points
+
+
+def place_labels(
+    xs: Sequence[float],
+    ys: Sequence[float],
+    labels: Sequence[str],
+    sizes: Sequence[float],
+    **geometry: Any,
+) -> list[tuple[int, int, str]]:
+    """A spot from :data:`SPOTS` per label, placed in the order given; where every spot
+    collides, the one that overlaps least. ``geometry``: :func:`pixel_points`' keywords."""
+    px, py, points = pixel_points(xs, ys, sizes, **geometry)
     placed: list[Box] = []
     chosen = []
     for i, (x, y, label) in enumerate(zip(px, py, labels, strict=True)):
